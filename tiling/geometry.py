@@ -69,6 +69,14 @@ def tile_weights(starts: List[int], tile: int, base: int, window: str) -> torch.
     return weights
 
 
+def max_cover(starts: List[int], tile: int, base: int) -> int:
+    """Largest number of tiles that cover one pixel of the axis."""
+    count = torch.zeros(base, dtype=torch.int64)
+    for s in starts:
+        count[s : s + tile] += 1
+    return int(count.max().item())
+
+
 def gather_runs(starts: List[int]) -> List[List[int]]:
     """Group tiles into runs of equally spaced starts: ``[first, count, 1, start, step]``.
 
