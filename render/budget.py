@@ -1,0 +1,51 @@
+"""How much memory a canvas needs, checked before anything large is allocated."""
+
+from __future__ import annotations
+
+import psutil
+import torch
+from omegaconf import DictConfig
+
+from render.errors import UserError
+from render.params import Parameterization
+from tiling import TilingModule
+
+GIB = 2**30
+# Parameters, and Adam's two moments, for every tile.
+STORE_COPIES = 3
+# A blend holds the decoded tiles and TilingModule.forward's blended copy at once.
+PIXEL_COPIES = 2
+
+
+def bytes_needed(tiling: TilingModule, param: Parameterization, size: tuple[int, int]) -> int:
+    """Peak bytes of a render's canvas state: the tile store plus one blend."""
+    tiles = tiling.num_tiles()
+    h, w = param.tile_size
+    params = tiles * int(torch.Size(param.param_shape).numel()) * 4
+    pixels = tiles * 3 * h * w * 4
+    canvas = 3 * size[0] * size[1] * 4
+    return STORE_COPIES * params + PIXEL_COPIES * pixels + canvas
+
+
+def check_memory(
+    tiling: TilingModule, param: Parameterization, size: tuple[int, int], cfg: DictConfig
+) -> None:
+    """Raise UserError, before allocating, when the canvas cannot fit where it will live."""
+    needed = bytes_needed(tiling, param, size)
+    on_gpu = not cfg.render.offload and cfg.trainer.get("accelerator", "auto") in (
+        "gpu",
+        "cuda",
+        "auto",
+    )
+    if on_gpu and torch.cuda.is_available():
+        available, where = torch.cuda.mem_get_info()[0], "free GPU memory"
+    else:
+        available, where = psutil.virtual_memory().available, "available host memory"
+    if needed > available:
+        raise UserError(
+            f"a canvas of {tiling.num_tiles()} tiles ({tiling.tiling_pattern()[0]}x"
+            f"{tiling.tiling_pattern()[1]}) needs about {needed / GIB:.1f} GiB but only "
+            f"{available / GIB:.1f} GiB of {where} is left; use a smaller tiling.base_size, "
+            f"larger tiles or less overlap"
+            + ("" if cfg.render.offload else ", or render.offload=true")
+        )

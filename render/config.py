@@ -1,0 +1,243 @@
+"""Structured config schemas, registered in Hydra's ConfigStore.
+
+The YAML options under ``configs/`` extend these schemas, so a misspelt key or a value of the
+wrong type fails at composition time with Hydra's own message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import MISSING, DictConfig
+
+from render.errors import UserError
+
+
+@dataclass
+class TilingConfig:
+    """Canvas geometry, passed to ``tiling.TilingModule``."""
+
+    tile_size: list[int] = field(default_factory=lambda: [224, 224])
+    tile_overlap: list[float] = field(default_factory=lambda: [0.25, 0.25])
+    # None takes the size of ``init.path`` (deep dream on a photo).
+    base_size: list[int] | None = field(default_factory=lambda: [448, 448])
+    placement: str = "grid"
+    window: str = "linear"
+
+
+@dataclass
+class RenderSettings:
+    """How the tiles are optimised."""
+
+    tiles_per_step: int = 4
+    blend_every: int = 10
+    octaves: int = 1
+    octave_scale: float = 1.4
+    offload: bool = False
+    gif_max_size: int = 512
+    border: int = 2
+    decode_chunk: int = 32
+
+
+@dataclass
+class CheckpointConfig:
+    """Lightning checkpoints in ``<run dir>/checkpoints``; 0 turns them off."""
+
+    every_n_steps: int = 0
+
+
+@dataclass
+class RenderConfig:
+    """The whole render: ``python scripts/render.py key=value ...``."""
+
+    model: Any = MISSING
+    objective: Any = MISSING
+    param: Any = MISSING
+    transforms: Any = MISSING
+    init: Any = MISSING
+    optim: Any = MISSING
+    tiling: TilingConfig = field(default_factory=TilingConfig)
+    render: RenderSettings = field(default_factory=RenderSettings)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    # Passed as keyword arguments to ``lightning.pytorch.Trainer``.
+    trainer: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    resume: bool = False
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+@dataclass
+class EmbeddedModel:
+    _target_: str = "render.models.efficientnet_lite0"
+
+
+@dataclass
+class TorchvisionModel:
+    _target_: str = "render.models.torchvision_model"
+    name: str = MISSING
+    weights: str = "DEFAULT"
+
+
+@dataclass
+class TimmModel:
+    _target_: str = "render.models.timm_model"
+    name: str = MISSING
+
+
+@dataclass
+class CheckpointModel:
+    _target_: str = "render.models.checkpoint_model"
+    path: str = MISSING
+    arch: str = MISSING
+
+
+# --- objectives ----------------------------------------------------------------------------
+
+
+@dataclass
+class ChannelObjective:
+    _target_: str = "render.objectives.channel"
+    layer: str = MISSING
+    channel: int = 0
+
+
+@dataclass
+class NeuronObjective:
+    _target_: str = "render.objectives.neuron"
+    layer: str = MISSING
+    channel: int = 0
+    x: int | None = None
+    y: int | None = None
+
+
+@dataclass
+class DeepDreamObjective:
+    _target_: str = "render.objectives.deepdream"
+    layer: str = MISSING
+
+
+@dataclass
+class ClassLogitObjective:
+    _target_: str = "render.objectives.class_logit"
+    class_index: int = MISSING
+
+
+@dataclass
+class DirectionObjective:
+    _target_: str = "render.objectives.direction"
+    layer: str = MISSING
+    vector: list[float] = MISSING
+
+
+@dataclass
+class WeightedSumObjective:
+    _target_: str = "render.objectives.weighted_sum"
+    # Each term: {objective: {_target_: ..., ...}, weight: float}.
+    terms: list[Any] = MISSING
+
+
+# --- parameterisations, transforms, initial image, optimiser -------------------------------
+
+
+@dataclass
+class FourierParamConfig:
+    _target_: str = "render.params.FourierParam"
+    decay: float = 1.0
+    init_std: float = 0.01
+    decorrelate: bool = True
+
+
+@dataclass
+class PixelParamConfig:
+    _target_: str = "render.params.PixelParam"
+    init_std: float = 0.01
+    decorrelate: bool = True
+
+
+@dataclass
+class StandardTransformsConfig:
+    _target_: str = "render.transforms.RobustnessTransforms"
+    pad: int = 12
+    pad_value: float = 0.5
+    jitter: int = 8
+    scales: list[float] | None = None
+    angles: list[float] | None = None
+    final_jitter: int = 4
+
+
+@dataclass
+class NoTransformsConfig:
+    _target_: str = "render.transforms.NoTransforms"
+
+
+@dataclass
+class NoiseInit:
+    _target_: str = "render.initial.NoiseInit"
+
+
+@dataclass
+class ImageInit:
+    _target_: str = "render.initial.ImageInit"
+    path: str = MISSING
+
+
+@dataclass
+class AdamConfig:
+    _target_: str = "torch.optim.Adam"
+    _partial_: bool = True
+    lr: float = 0.05
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+
+
+SCHEMAS: dict[str, dict[str, type]] = {
+    "model": {
+        "efficientnet_lite0": EmbeddedModel,
+        "torchvision": TorchvisionModel,
+        "timm": TimmModel,
+        "checkpoint": CheckpointModel,
+    },
+    "objective": {
+        "channel": ChannelObjective,
+        "neuron": NeuronObjective,
+        "deepdream": DeepDreamObjective,
+        "class_logit": ClassLogitObjective,
+        "direction": DirectionObjective,
+        "sum": WeightedSumObjective,
+    },
+    "param": {"fft": FourierParamConfig, "pixel": PixelParamConfig},
+    "transforms": {"standard": StandardTransformsConfig, "none": NoTransformsConfig},
+    "init": {"noise": NoiseInit, "image": ImageInit},
+    "optim": {"adam": AdamConfig},
+}
+
+
+def register_configs() -> None:
+    """Register the schemas: ``render_schema`` and ``<group>/<name>_schema`` for each option."""
+    store = ConfigStore.instance()
+    store.store(name="render_schema", node=RenderConfig)
+    for group, options in SCHEMAS.items():
+        for name, node in options.items():
+            store.store(group=group, name=f"{name}_schema", node=node)
+
+
+def build(node: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that lets a UserError (or a bad argument) surface as such.
+
+    Hydra wraps whatever the target raises; a user's mistake should read as one line.
+    """
+    try:
+        return instantiate(node, _convert_="all", **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        if isinstance(cause, TypeError):
+            raise UserError(f"{node.get('_target_')}: {cause}") from None
+        raise

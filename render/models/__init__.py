@@ -1,0 +1,31 @@
+"""Frozen classifiers for feature visualisation: loaders and the `FeatureModel` wrapper.
+
+`efficientnet_lite0()` is the embedded default and works offline; `torchvision_model`,
+`timm_model`, `checkpoint_model` and `from_module` bring other networks (all usable as
+Hydra `_target_`s).
+"""
+
+from render.models.checkpoint import checkpoint_model, from_module
+from render.models.embedded import efficientnet_lite0
+from render.models.feature import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LOGITS,
+    FeatureModel,
+    describe_layers,
+)
+from render.models.hub import resolve_arch, timm_model, torchvision_model
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "LOGITS",
+    "FeatureModel",
+    "checkpoint_model",
+    "describe_layers",
+    "efficientnet_lite0",
+    "from_module",
+    "resolve_arch",
+    "timm_model",
+    "torchvision_model",
+]

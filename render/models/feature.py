@@ -1,0 +1,228 @@
+"""`FeatureModel`: a frozen classifier plus its input normalisation, with layer capture."""
+
+from __future__ import annotations
+
+import difflib
+import operator
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from render.errors import UserError
+
+LOGITS = "logits"
+"""Layer name that means the network output (its class logits)."""
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class _StopForward(Exception):
+    """Raised from a forward hook once every requested layer is captured, to skip the rest."""
+
+
+def _channel_stats(values: Sequence[float], what: str) -> Tensor:
+    """Validate a per-channel mean or std and return it shaped (1, 3, 1, 1)."""
+    try:
+        floats = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise UserError(f"{what} must be 3 numbers (R, G, B), got {values!r}") from None
+    if len(floats) != 3:
+        raise UserError(f"{what} must be 3 numbers (R, G, B), got {values!r}")
+    if what == "std" and min(floats) <= 0:
+        raise UserError(f"std must be 3 positive numbers, got {values!r}")
+    return torch.tensor(floats).view(1, 3, 1, 1)
+
+
+class FeatureModel(nn.Module):
+    """A frozen, always-eval classifier taking RGB NCHW images in [0, 1]."""
+
+    def __init__(
+        self,
+        network: nn.Module,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        *,
+        name: str = "",
+        input_size: int = 224,
+        labels: Sequence[str] | None = None,
+    ) -> None:
+        """Wrap `network`, which expects inputs normalised as (x - mean) / std."""
+        super().__init__()
+        self.network = network
+        self.name = name or type(network).__name__
+        self.input_size = int(input_size)
+        self.labels: tuple[str, ...] | None = tuple(labels) if labels is not None else None
+        # Non-persistent: normalisation is configuration, not state worth checkpointing.
+        self.register_buffer("mean", _channel_stats(mean, "mean"), persistent=False)
+        self.register_buffer("std", _channel_stats(std, "std"), persistent=False)
+        self.network.requires_grad_(False)
+        # name -> channels of hookable layers, in execution order; filled by layer_channels().
+        self._channels: dict[str, int] | None = None
+        # name -> how often the module runs in one forward pass; capture keeps the last call.
+        self._calls: dict[str, int] = {}
+        super().train(False)
+
+    def extra_repr(self) -> str:
+        """Name and normalisation, for printing."""
+        mean = [round(v, 4) for v in self.mean.flatten().tolist()]
+        std = [round(v, 4) for v in self.std.flatten().tolist()]
+        return f"name={self.name!r}, mean={mean}, std={std}, input_size={self.input_size}"
+
+    def train(self, mode: bool = True) -> FeatureModel:
+        """Stay in eval mode whatever `mode` says (no BatchNorm updates, no dropout)."""
+        return super().train(False)
+
+    def _ensure_eval(self) -> None:
+        # Some callers (e.g. Lightning restoring module modes) set `.training` directly,
+        # bypassing train(); re-assert eval mode before each pass.
+        if any(m.training for m in self.modules()):
+            super().train(False)
+
+    def normalise(self, images: Tensor) -> Tensor:
+        """Map RGB images in [0, 1] to the network's input space."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected RGB images shaped (N, 3, H, W), got {tuple(images.shape)}")
+        return (images - self.mean) / self.std
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Return the logits for RGB NCHW images in [0, 1]."""
+        self._ensure_eval()
+        return self.network(self.normalise(images))
+
+    def layer_channels(self) -> dict[str, int]:
+        """Hookable layer name -> output channels, in execution order, ending with "logits"."""
+        if self._channels is None:
+            self._channels = self._discover_layers()
+        return dict(self._channels)
+
+    def _discover_layers(self) -> dict[str, int]:
+        """Run one small forward pass, recording each module's last output and call count."""
+        finished: list[str] = []  # module names, in the order their calls finished
+        shapes: dict[str, torch.Size | None] = {}
+        calls: dict[str, int] = {}
+
+        def recorder(name: str) -> Callable[[nn.Module, object, object], None]:
+            def hook(_module: nn.Module, _args: object, output: object) -> None:
+                calls[name] = calls.get(name, 0) + 1
+                is_map = isinstance(output, Tensor) and output.ndim == 4
+                shapes[name] = output.shape if is_map else None
+                finished.append(name)
+
+            return hook
+
+        handles = [
+            module.register_forward_hook(recorder(name))
+            for name, module in self.network.named_modules()
+            # The root's output is "logits"; TorchScript modules cannot take hooks.
+            if name and not isinstance(module, torch.jit.ScriptModule)
+        ]
+        size = self.input_size
+        dummy = torch.full((1, 3, size, size), 0.5, device=self.mean.device, dtype=self.mean.dtype)
+        try:
+            with torch.no_grad():
+                logits = self(dummy)
+        finally:
+            for handle in handles:
+                handle.remove()
+        if not isinstance(logits, Tensor) or logits.ndim < 2:
+            raise UserError(
+                f"model {self.name!r} must return a logits tensor shaped (N, classes), "
+                f"got {type(logits).__name__}"
+            )
+        # Order by each module's final call: that is where the captured output is produced.
+        last_finish = {name: i for i, name in enumerate(finished)}
+        channels = {
+            name: int(shape[1])
+            for name in sorted(last_finish, key=last_finish.__getitem__)
+            if (shape := shapes[name]) is not None
+        }
+        channels[LOGITS] = int(logits.shape[1])
+        self._calls = calls
+        return channels
+
+    @property
+    def num_classes(self) -> int:
+        """Number of output classes."""
+        return self.layer_channels()[LOGITS]
+
+    def check_layer(self, name: str) -> None:
+        """Raise UserError unless `name` is a hookable layer."""
+        known = self.layer_channels()
+        if name in known:
+            return
+        close = difflib.get_close_matches(str(name), list(known), n=5, cutoff=0.5)
+        hint = f"close matches: {', '.join(close)}" if close else f"{len(known)} layers exist"
+        raise UserError(
+            f"unknown layer {name!r} for model {self.name!r}; {hint} "
+            "(list them all with scripts/layers.py)"
+        )
+
+    def check_channel(self, layer: str, index: int) -> None:
+        """Raise UserError unless `index` is a valid channel of `layer`."""
+        self.check_layer(layer)
+        channels = self.layer_channels()[layer]
+        try:
+            position = None if isinstance(index, bool) else operator.index(index)
+        except TypeError:  # not an integer (numpy integers are fine)
+            position = None
+        if position is None or not 0 <= position < channels:
+            raise UserError(
+                f"channel {index!r} is out of range for layer {layer!r} of model {self.name!r}; "
+                f"valid channels are 0..{channels - 1}"
+            )
+
+    def capture(self, images: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
+        """Return the outputs of `layers` (and "logits" if named) for RGB images in [0, 1].
+
+        The pass stops right after the deepest requested layer unless "logits" is requested.
+        A module that runs several times in one pass (e.g. a shared ReLU) yields its last call.
+        """
+        if isinstance(layers, str):
+            raise TypeError("layers must be a sequence of layer names, not a single string")
+        wanted = list(dict.fromkeys(layers))
+        if not wanted:
+            raise UserError("no layers requested; name at least one layer (or 'logits')")
+        for name in wanted:
+            self.check_layer(name)
+        keep_going = LOGITS in wanted
+        hooked = [name for name in wanted if name != LOGITS]
+        modules = dict(self.network.named_modules())
+        captured: dict[str, Tensor] = {}
+        seen = dict.fromkeys(hooked, 0)
+
+        def catcher(name: str) -> Callable[[nn.Module, object, Tensor], None]:
+            def hook(_module: nn.Module, _args: object, output: Tensor) -> None:
+                seen[name] += 1
+                if seen[name] < self._calls[name]:
+                    return
+                last = not keep_going and len(captured) + 1 == len(hooked)
+                # Clone unless the pass stops here: later in-place ops (ReLU(inplace=True),
+                # `out += identity`) would otherwise overwrite the captured values.
+                captured[name] = output if last else output.clone()
+                if last:
+                    raise _StopForward
+
+            return hook
+
+        handles = [modules[name].register_forward_hook(catcher(name)) for name in hooked]
+        try:
+            logits = self(images)
+        except _StopForward:
+            pass
+        else:
+            if keep_going:
+                captured[LOGITS] = logits
+        finally:
+            for handle in handles:
+                handle.remove()
+        missing = [name for name in wanted if name not in captured]
+        if missing:
+            raise RuntimeError(f"layers {missing} did not run in this forward pass")
+        return {name: captured[name] for name in wanted}
+
+
+def describe_layers(model: FeatureModel) -> list[tuple[str, int]]:
+    """List (layer name, channels) for every hookable layer, in execution order."""
+    return list(model.layer_channels().items())

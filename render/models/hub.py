@@ -1,0 +1,279 @@
+"""Pretrained torchvision and timm classifiers, from the local cache or a download."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import pickle
+from collections.abc import Iterable
+from http.client import HTTPException
+from urllib.parse import urlparse
+
+import timm
+import torch
+import torchvision
+from safetensors import SafetensorError
+from timm.data import ImageNetInfo, infer_imagenet_subset
+from timm.models import get_pretrained_cfg
+from torch import nn
+from torchvision.models import WeightsEnum
+
+from render.errors import UserError
+from render.models.feature import IMAGENET_MEAN, IMAGENET_STD, FeatureModel
+
+EMBEDDED = "efficientnet_lite0"
+TIMM_PREFIX = "timm:"
+TORCHVISION_PREFIX = "torchvision:"
+
+Stats = tuple[tuple[float, ...], tuple[float, ...]]
+
+# What a failed download raises: URLError, socket errors and Hugging Face's HTTP and
+# "not in cache" errors are all OSError subclasses; http.client adds a few of its own.
+_DOWNLOAD_ERRORS = (OSError, HTTPException)
+# What reading a damaged weights file raises.
+_READ_ERRORS = (OSError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError)
+
+
+def close_matches(name: str, candidates: Iterable[str]) -> str:
+    """A 'close matches: ...' phrase for an error message, or '' if nothing is close."""
+    # dict.fromkeys: de-duplicate (torchvision and timm share names) keeping order.
+    found = difflib.get_close_matches(name, list(dict.fromkeys(candidates)), n=5, cutoff=0.6)
+    return f"close matches: {', '.join(found)}" if found else ""
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an exception, for a one-line error message."""
+    text = str(exc).strip().splitlines()
+    return (text[0][:160] if text else "") or type(exc).__name__
+
+
+def torchvision_names() -> list[str]:
+    """Names of torchvision's ImageNet classifiers."""
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def resolve_arch(spec: str) -> tuple[str, str]:
+    """Split a model spec into (source, name); source is "embedded", "torchvision" or "timm".
+
+    Bare names are looked up in torchvision first (so "resnet50" is torchvision's), then
+    timm; prefix "timm:" or "torchvision:" to choose.
+    """
+    spec = str(spec).strip()
+    if spec == EMBEDDED:
+        return "embedded", EMBEDDED
+    if spec.startswith(TIMM_PREFIX):
+        return "timm", _timm_name(spec[len(TIMM_PREFIX) :])
+    if spec.startswith(TORCHVISION_PREFIX):
+        return "torchvision", _torchvision_name(spec[len(TORCHVISION_PREFIX) :])
+    tv_names = torchvision_names()
+    if spec.lower() in tv_names:
+        return "torchvision", spec.lower()
+    if timm.is_model(spec):
+        return "timm", spec
+    hint = close_matches(spec, [EMBEDDED, *tv_names, *timm.list_models()])
+    raise UserError(
+        f"unknown model {spec!r}; use {EMBEDDED!r}, a torchvision classifier name "
+        f"(e.g. googlenet, vgg16, resnet50) or 'timm:<name>'" + (f"; {hint}" if hint else "")
+    )
+
+
+def _torchvision_name(name: str) -> str:
+    names = torchvision_names()
+    if name.lower() in names:
+        return name.lower()
+    hint = close_matches(name.lower(), names) or "see torchvision.models.list_models()"
+    raise UserError(f"unknown torchvision classifier {name!r}; {hint}")
+
+
+def _timm_name(name: str) -> str:
+    arch, _, tag = name.partition(".")
+    if tag and timm.is_model(arch):
+        # A tagged name ("arch.tag") must name one of the arch's pretrained weights.
+        tagged = timm.list_pretrained(f"{arch}.*")
+        if name in tagged:
+            return name
+        raise UserError(
+            f"unknown weights tag {tag!r} for timm model {arch!r}; valid: {', '.join(tagged)}"
+        )
+    if timm.is_model(name):
+        return name
+    hint = close_matches(name, timm.list_models()) or "see timm.list_models()"
+    raise UserError(f"unknown timm model {name!r}; {hint}")
+
+
+def _pick_weights(name: str, weights: str) -> WeightsEnum:
+    """Resolve "DEFAULT", a member name or "Enum.MEMBER" to torchvision weights."""
+    enum = torchvision.models.get_model_weights(name)
+    member = str(weights).split(".")[-1]
+    if member in enum.__members__:
+        return enum[member]
+    valid = ", ".join(enum.__members__)
+    raise UserError(f"unknown weights {weights!r} for torchvision model {name!r}; valid: {valid}")
+
+
+def torchvision_normalisation(network: nn.Module, weights: WeightsEnum | None) -> Stats:
+    """Mean and std that torchvision's pretrained weights expect, with transform_input off.
+
+    Pretrained GoogLeNet and Inception-v3 are built with transform_input=True, which maps
+    ImageNet-normalised input to (x - 0.5) / 0.5 inside forward(). Switch it off and
+    normalise to (x - 0.5) / 0.5 ourselves: the same input reaches the first conv, and
+    FeatureModel's normalisation is then the only one applied.
+    """
+    flag = getattr(network, "transform_input", None)
+    if flag is not None:
+        if isinstance(network, torch.jit.ScriptModule):
+            # Compiled code cannot be changed: feed what the module expects.
+            return (IMAGENET_MEAN, IMAGENET_STD) if flag else ((0.5,) * 3, (0.5,) * 3)
+        network.transform_input = False
+        return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    if weights is None:
+        return IMAGENET_MEAN, IMAGENET_STD
+    transform = weights.transforms()
+    return tuple(transform.mean), tuple(transform.std)
+
+
+def default_torchvision_weights(name: str) -> WeightsEnum:
+    """torchvision's DEFAULT weights for classifier `name`."""
+    return torchvision.models.get_model_weights(name).DEFAULT
+
+
+def torchvision_model(name: str, weights: str = "DEFAULT") -> FeatureModel:
+    """A pretrained torchvision classifier (e.g. googlenet, vgg16, resnet50).
+
+    Weights come from `<torch.hub.get_dir()>/checkpoints/` when there, else are downloaded;
+    offline with no cached file, a UserError says which file to put where.
+    """
+    name = _torchvision_name(name)
+    chosen = _pick_weights(name, weights)
+    filename = os.path.basename(urlparse(chosen.url).path)
+    folder = os.path.join(torch.hub.get_dir(), "checkpoints")
+    cached = os.path.join(folder, filename)
+    if os.path.isfile(cached):
+        try:
+            network = torchvision.models.get_model(name, weights=chosen)
+        except _READ_ERRORS as exc:
+            raise UserError(
+                f"cached weights {cached} for torchvision model {name!r} are unreadable "
+                f"({_short(exc)}); delete the file, or replace it with a copy of {chosen.url}"
+            ) from exc
+    else:
+        try:
+            network = torchvision.models.get_model(name, weights=chosen)
+        except _DOWNLOAD_ERRORS as exc:
+            raise UserError(
+                f"weights {filename} for torchvision model {name!r} are not cached and could "
+                f"not be downloaded ({_short(exc)}); place {filename} in {folder} "
+                f"(download it from {chosen.url})"
+            ) from exc
+    mean, std = torchvision_normalisation(network, chosen)
+    crop = chosen.transforms().crop_size
+    return FeatureModel(
+        network,
+        mean,
+        std,
+        name=name,
+        input_size=int(crop[0]) if crop else 224,
+        labels=chosen.meta.get("categories"),
+    )
+
+
+def timm_labels(network: nn.Module) -> tuple[str, ...] | None:
+    """Class descriptions for a timm ImageNet classifier, if timm knows its label set."""
+    subset = infer_imagenet_subset(network)
+    if subset is None:
+        return None
+    info = ImageNetInfo(subset)
+    if info.num_classes() != getattr(network, "num_classes", None):
+        return None
+    return tuple(info.index_to_description(i) for i in range(info.num_classes()))
+
+
+def timm_normalisation(network: nn.Module) -> Stats:
+    """Mean and std from a timm model's pretrained config (ImageNet's if it has none)."""
+    cfg = getattr(network, "pretrained_cfg", None) or {}
+    return tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
+
+
+def _timm_feature_model(network: nn.Module, name: str) -> FeatureModel:
+    mean, std = timm_normalisation(network)
+    size = (getattr(network, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))
+    return FeatureModel(
+        network, mean, std, name=name, input_size=int(size[-1]), labels=timm_labels(network)
+    )
+
+
+def _timm_cached_file(name: str) -> str | None:
+    """Path of `name`'s pretrained weights in the local Hugging Face or torch hub cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = get_pretrained_cfg(name)
+    if cfg is None:
+        return None
+    if cfg.hf_hub_id:
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        for filename in [cfg.hf_hub_filename] if cfg.hf_hub_filename else _HF_FILES:
+            found = try_to_load_from_cache(repo, filename, revision=revision or None)
+            if isinstance(found, str):
+                return found
+    if cfg.url:
+        path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(cfg.url))
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+_HF_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def _timm_missing_message(name: str, reason: str) -> str:
+    from huggingface_hub import constants
+
+    cfg = get_pretrained_cfg(name)
+    assert cfg is not None  # checked by the caller
+    if cfg.hf_hub_id:
+        repo = cfg.hf_hub_id.partition("@")[0]
+        filename = cfg.hf_hub_filename or _HF_FILES[0]
+        where = (
+            f"put {filename} of https://huggingface.co/{repo} in the Hugging Face cache "
+            f"{constants.HF_HUB_CACHE} (run `hf download {repo}` where there is network and "
+            f"copy its models--{repo.replace('/', '--')} folder there)"
+        )
+    else:
+        folder = os.path.join(torch.hub.get_dir(), "checkpoints")
+        where = f"place {os.path.basename(cfg.url)} in {folder} (download it from {cfg.url})"
+    return (
+        f"pretrained weights for timm model {name!r} are not cached and could not be "
+        f"downloaded ({reason}); {where}, or load a local file with checkpoint_model"
+    )
+
+
+def timm_model(name: str) -> FeatureModel:
+    """A pretrained timm model, e.g. "convnext_tiny" or "resnet50.a1_in1k".
+
+    Weights found in the local Hugging Face or torch hub cache load without the network.
+    Otherwise timm downloads them; offline that fails with a UserError naming the file and
+    folder (set HF_HUB_OFFLINE=1 to skip Hugging Face's connection retries).
+    """
+    name = _timm_name(name)
+    cfg = get_pretrained_cfg(name)
+    if cfg is None or not (cfg.hf_hub_id or cfg.url):
+        hint = close_matches(name, timm.list_pretrained()) or "see timm.list_pretrained()"
+        raise UserError(f"timm model {name!r} has no pretrained weights; {hint}")
+    cached = _timm_cached_file(name)
+    if cached is not None:
+        try:
+            # Loading the found file directly never touches the network.
+            network = timm.create_model(
+                name, pretrained=True, pretrained_cfg_overlay={"file": cached}
+            )
+        except _READ_ERRORS as exc:
+            raise UserError(
+                f"cached weights {cached} for timm model {name!r} are unreadable "
+                f"({_short(exc)}); delete the file so it can be fetched again"
+            ) from exc
+    else:
+        try:
+            network = timm.create_model(name, pretrained=True)
+        except _DOWNLOAD_ERRORS as exc:
+            raise UserError(_timm_missing_message(name, type(exc).__name__)) from exc
+    return _timm_feature_model(network, name)

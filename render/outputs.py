@@ -1,0 +1,79 @@
+"""Files a render leaves in its run directory, each written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+import torchvision.transforms.v2.functional as TF
+from PIL import Image
+from torch import Tensor
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` that replaces it on success: no truncated files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; outputs are ordinary files
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def to_pil(image: Tensor) -> Image.Image:
+    """``[1, 3, H, W]`` or ``[3, H, W]`` in [0, 1] to an 8-bit RGB image (rounded)."""
+    image = image.detach().reshape(-1, *image.shape[-2:])
+    pixels = image.mul(255).add_(0.5).clamp_(0, 255).to("cpu", torch.uint8)
+    return Image.fromarray(pixels.permute(1, 2, 0).numpy(), mode="RGB")
+
+
+def save_png(image: Tensor, path: Path) -> None:
+    """Write ``image`` as an RGB PNG, atomically."""
+    picture = to_pil(image)
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
+
+
+class ProgressGif:
+    """Small frames of the canvas as it develops, saved as an animated GIF."""
+
+    def __init__(self, max_size: int = 512) -> None:
+        """Frames are downscaled so that their longer side is at most ``max_size`` pixels."""
+        self.max_size = max_size
+        self.frames: list[Image.Image] = []
+
+    def add(self, canvas: Tensor) -> None:
+        """Append a frame of ``canvas`` ([1, 3, H, W] in [0, 1])."""
+        h, w = canvas.shape[-2:]
+        scale = min(1.0, self.max_size / max(h, w))
+        if scale < 1.0:
+            size = [max(1, round(h * scale)), max(1, round(w * scale))]
+            canvas = TF.resize(canvas, size, antialias=True)
+        self.frames.append(to_pil(canvas))
+
+    def save(self, path: Path, duration_ms: int = 150) -> None:
+        """Write the frames (resized to the last frame's size, for octaves) as a looping GIF."""
+        if not self.frames:
+            return
+        size = self.frames[-1].size
+        frames = [f if f.size == size else f.resize(size, Image.BILINEAR) for f in self.frames]
+        with atomic_path(path) as tmp:
+            frames[0].save(
+                tmp,
+                format="GIF",
+                save_all=True,
+                append_images=frames[1:],
+                duration=duration_ms,
+                loop=0,
+            )

@@ -1,0 +1,212 @@
+"""The Lightning module: optimise a canvas of tiles, one batch of tiles per step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from render.errors import UserError
+from render.models import FeatureModel
+from render.objectives import Objective
+from render.params import Parameterization
+from render.schedule import TileBatches, step_generator
+from render.store import TileStore
+from tiling import TilingModule
+
+
+class NonFiniteError(UserError):
+    """The objective or the image went to NaN/inf; the render stops before writing garbage."""
+
+
+class TileRenderer(pl.LightningModule):
+    """Optimises every tile of a ``TilingModule`` canvas against a feature objective.
+
+    The tiles' parameters and optimiser state live in a :class:`TileStore` (host memory with
+    ``offload``); each step swaps one batch of tiles into a fresh parameter on the device,
+    takes one optimiser step on it and swaps it back. ``blend`` runs
+    ``TilingModule.forward`` over the decoded tiles and writes the result back.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: FeatureModel,
+        objective: Objective,
+        param: Parameterization,
+        transforms: torch.nn.Module,
+        tiling: TilingModule,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        tiles_per_step: int,
+        seed: int,
+        init_canvas: Tensor | None = None,
+        offload: bool = False,
+        decode_chunk: int = 32,
+    ) -> None:
+        """Set up the canvas from ``init_canvas`` (pixels in [0, 1]) or seeded noise."""
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.param = param
+        self.transforms = transforms
+        self.tiling = tiling
+        self.optimizer_factory = optimizer
+        self.tiles_per_step = tiles_per_step
+        self.seed = seed
+        self.offload = offload
+        self.decode_chunk = decode_chunk
+        self.layers = sorted(objective.layers)
+        self.automatic_optimization = False
+        # The frozen model's weights are not part of a render's state: checkpoints leave them out.
+        self.strict_loading = False
+        if init_canvas is None:
+            params = param.init(tiling.num_tiles(), torch.Generator().manual_seed(seed))
+        else:
+            pixels = tiling.split_into_tiles(init_canvas)
+            params = torch.empty((pixels.shape[0], *param.param_shape))
+            self._encode_into(pixels, params, torch.device("cpu"))
+        self.store = TileStore(params, pin_memory=offload and torch.cuda.is_available())
+        self.loader: TileBatches | None = None
+
+    # --- Lightning hooks -------------------------------------------------------------------
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        # A placeholder: each step hands the optimiser that step's batch (see training_step).
+        return self.optimizer_factory([torch.zeros(1, requires_grad=True)])
+
+    def train_dataloader(self) -> TileBatches:
+        self.loader = TileBatches(
+            self.tiling.num_tiles(),
+            self.tiles_per_step,
+            self.seed,
+            rank=self.global_rank,
+            world_size=self.trainer.world_size,
+        )
+        return self.loader
+
+    def on_fit_start(self) -> None:
+        if not self.offload:
+            self.store.to(self.device)
+
+    def on_train_start(self) -> None:
+        # Lightning prefetches a batch, so the loader state it saved may run one ahead.
+        assert self.loader is not None
+        self.loader.position = self.global_step
+
+    def training_step(self, idx: Tensor, batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        inner = optimizer.optimizer
+        idx = idx.cpu()
+        if len(idx) == 0:
+            inner.param_groups[0]["params"] = []
+            optimizer.step()  # keeps the step count in line with the other ranks
+            return
+        param, state = self.store.swap_in(idx, self.device)
+        inner.param_groups[0]["params"] = [param]
+        inner.state.clear()
+        if state:
+            inner.state[param] = state
+        images = self.param.decode(param)
+        images = self.transforms(
+            images, step_generator(self.seed, self.global_step, self.global_rank)
+        )
+        score = self.objective(self.model.capture(images, self.layers), images)
+        if not torch.isfinite(score):
+            raise NonFiniteError(
+                f"the objective became {score.item()} at step {self.global_step}; nothing was "
+                f"written for this step (the last checkpoint is intact); try a lower optim.lr"
+            )
+        optimizer.zero_grad()
+        self.manual_backward(-score)
+        optimizer.step()
+        if not torch.isfinite(param).all():
+            raise NonFiniteError(
+                f"tile parameters became non-finite at step {self.global_step}; nothing was "
+                f"written for this step (the last checkpoint is intact); try a lower optim.lr"
+            )
+        self.store.swap_out(idx, param, inner.state[param])
+        inner.state.clear()
+        self.log("objective", score.detach(), prog_bar=True, on_step=True, batch_size=len(idx))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.sync_store(with_state=True)
+        checkpoint["state_dict"] = {
+            k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("model.")
+        }
+        checkpoint["tile_store"] = self.store.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.store.load_state_dict(checkpoint["tile_store"])
+
+    def on_train_end(self) -> None:
+        self.sync_store(with_state=False)
+
+    # --- the canvas ------------------------------------------------------------------------
+
+    def _chunks(self) -> range:
+        return range(0, self.tiling.num_tiles(), self.decode_chunk)
+
+    @torch.no_grad()
+    def decode_all(self) -> Tensor:
+        """Every tile as RGB pixels ``[T, 3, h, w]``, on the store's device."""
+        h, w = self.param.tile_size
+        rows = self.store.params
+        pixels = torch.empty((rows.shape[0], 3, h, w), device=rows.device)
+        for start in self._chunks():
+            chunk = rows[start : start + self.decode_chunk].to(self.device)
+            pixels[start : start + self.decode_chunk] = self.param.decode(chunk).to(rows.device)
+        return pixels
+
+    @torch.no_grad()
+    def _encode_into(self, pixels: Tensor, rows: Tensor, device: torch.device) -> None:
+        """Encode pixel tiles chunk by chunk (on ``device``) straight into ``rows``."""
+        for start in range(0, pixels.shape[0], self.decode_chunk):
+            chunk = pixels[start : start + self.decode_chunk].to(device)
+            rows[start : start + self.decode_chunk] = self.param.encode(chunk).to(rows.device)
+
+    @torch.no_grad()
+    def blend(self) -> Tensor:
+        """Blend the overlaps with ``TilingModule.forward``; returns the blended pixel tiles."""
+        self.sync_store(with_state=False)
+        pixels = self.tiling(self.decode_all())
+        self._encode_into(pixels, self.store.params, self.device)
+        return pixels
+
+    @torch.no_grad()
+    def canvas(self, pixels: Tensor | None = None, border: int | None = None) -> Tensor:
+        """The full image ``[1, 3, H, W]``: ``rebuild_with_masks`` of the decoded tiles."""
+        if pixels is None:
+            pixels = self.decode_all()
+        return self.tiling.rebuild_with_masks(pixels, border=border).clamp(0, 1)
+
+    # --- several processes -----------------------------------------------------------------
+
+    def sync_store(self, with_state: bool) -> None:
+        """Give every rank the rows the other ranks optimised (a no-op in one process)."""
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return
+        tensors = [self.store.params]
+        if with_state:
+            tensors += [v for v in self.store.state.values() if v.dim() > 1]
+        for rows in tensors:
+            _all_gather_shards(rows, self.device)
+
+
+def _all_gather_shards(rows: Tensor, device: torch.device) -> None:
+    """In place: rows ``r::world`` of every rank's ``rows`` come from rank ``r``."""
+    world, rank = dist.get_world_size(), dist.get_rank()
+    total = rows.shape[0]
+    longest = (total + world - 1) // world
+    # Collectives need equal sizes (pad short shards) and, with NCCL, device tensors.
+    mine = torch.zeros((longest, *rows.shape[1:]), dtype=rows.dtype, device=device)
+    own = rows[rank::world]
+    mine[: own.shape[0]] = own.to(device)
+    gathered = [torch.empty_like(mine) for _ in range(world)]
+    dist.all_gather(gathered, mine)
+    for r, shard in enumerate(gathered):
+        count = len(range(r, total, world))
+        rows[r::world] = shard[:count].to(rows.device)

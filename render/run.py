@@ -1,0 +1,215 @@
+"""One render from a composed config: build the parts, fit per octave, write the outputs."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torchvision.transforms.v2.functional as TF
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, Logger
+from torch import Tensor
+
+from render.budget import check_memory
+from render.callbacks import BlendCallback
+from render.config import build
+from render.errors import UserError
+from render.outputs import ProgressGif, save_png
+from render.renderer import TileRenderer
+from render.strategy import TileDDPStrategy
+from tiling import TilingModule
+
+log = logging.getLogger(__name__)
+
+# Expected with a frozen model and a per-batch optimiser; they would only confuse users.
+for message in (
+    r".*module\(s\) in eval mode.*",
+    r".*does not have many workers.*",
+    r".*GPU available but not used.*",
+    r".*`training_step` returned `None`.*",
+):
+    warnings.filterwarnings("ignore", message=message)
+
+
+def make_tiling(cfg: DictConfig, size: tuple[int, int]) -> TilingModule:
+    """``TilingModule`` for one canvas size, with config mistakes reported as UserError."""
+    overlap = [float(o) if isinstance(o, float) else int(o) for o in cfg.tile_overlap]
+    try:
+        return TilingModule(
+            tile_size=list(cfg.tile_size),
+            tile_overlap=overlap,
+            base_size=list(size),
+            placement=cfg.placement,
+            window=cfg.window,
+        )
+    except (ValueError, TypeError) as error:
+        raise UserError(f"tiling: {error}") from None
+
+
+def octave_sizes(
+    base: tuple[int, int], tile: list[int], octaves: int, scale: float
+) -> list[tuple[int, int]]:
+    """Canvas sizes from coarse to fine, the last being ``base``; never smaller than a tile."""
+    if octaves < 1:
+        raise UserError(f"render.octaves must be >= 1, got {octaves}")
+    if octaves > 1 and scale <= 1:
+        raise UserError(f"render.octave_scale must be > 1, got {scale}")
+    sizes = []
+    for o in range(octaves):
+        factor = scale ** (octaves - 1 - o)
+        sizes.append((max(tile[0], round(base[0] / factor)), max(tile[1], round(base[1] / factor))))
+    return sizes
+
+
+def make_strategy(strategy: Any) -> Any:
+    """Lightning's DDP names become the tile-sharding DDP (gradients stay per rank)."""
+    if strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"):
+        start = {"ddp": "popen", "ddp_spawn": "spawn"}.get(strategy, "fork")
+        return TileDDPStrategy(start_method=start)
+    return strategy
+
+
+def make_loggers(run_dir: Path) -> list[Logger]:
+    """Every step's metrics as CSV, and in TensorBoard when it is installed."""
+    loggers: list[Logger] = [CSVLogger(run_dir, name="metrics", version="")]
+    try:
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
+    except ModuleNotFoundError:
+        pass
+    return loggers
+
+
+def make_trainer(cfg: DictConfig, run_dir: Path, ckpt_dir: Path, gif: ProgressGif) -> pl.Trainer:
+    """Lightning's Trainer with the render's callbacks; ``trainer.*`` keys pass through."""
+    kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)  # type: ignore[assignment]
+    kwargs["strategy"] = make_strategy(kwargs.get("strategy", "auto"))
+    callbacks: list[pl.Callback] = [BlendCallback(cfg.render.blend_every, gif.add)]
+    every = cfg.checkpoint.every_n_steps
+    if every > 0:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=ckpt_dir,
+                every_n_train_steps=every,
+                save_last=True,
+                save_top_k=0,
+                save_on_train_epoch_end=False,
+            )
+        )
+    defaults: dict[str, Any] = {
+        "max_epochs": -1,
+        "log_every_n_steps": 1,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+        "use_distributed_sampler": False,
+        "default_root_dir": str(run_dir),
+    }
+    try:
+        return pl.Trainer(
+            **{**defaults, **kwargs},
+            callbacks=callbacks,
+            logger=make_loggers(run_dir),
+            enable_checkpointing=every > 0,
+        )
+    except TypeError as error:
+        raise UserError(f"trainer: {error} (see lightning.pytorch.Trainer's arguments)") from None
+    except (ValueError, RuntimeError) as error:  # Lightning's MisconfigurationException too
+        raise UserError(f"trainer: {error}") from None
+
+
+def upsample(canvas: Tensor, size: tuple[int, int]) -> Tensor:
+    """The previous octave's canvas at the next octave's size."""
+    return TF.resize(canvas, list(size), antialias=True).clamp(0, 1)
+
+
+def resume_point(ckpt_root: Path, octaves: int) -> tuple[int, Path | None]:
+    """The octave to resume and its last checkpoint, or (0, None) for a fresh start."""
+    for o in reversed(range(octaves)):
+        last = octave_dir(ckpt_root, o, octaves) / "last.ckpt"
+        if last.is_file():
+            return o, last
+    return 0, None
+
+
+def octave_dir(ckpt_root: Path, octave: int, octaves: int) -> Path:
+    """Checkpoints of one octave (``checkpoints/`` itself for a single-octave render)."""
+    return ckpt_root / f"octave{octave}" if octaves > 1 else ckpt_root
+
+
+def render(cfg: DictConfig, run_dir: Path) -> Path:
+    """Run the render described by ``cfg``; outputs go to ``run_dir`` (on rank 0)."""
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = build(cfg.model)
+    objective = build(cfg.objective)
+    objective.validate(model.layer_channels())
+    init = build(cfg.init)
+    base = cfg.tiling.base_size
+    base = tuple(base) if base is not None else init.size()
+    if base is None:
+        raise UserError("tiling.base_size is null, so init=image with init.path is needed")
+    tile = list(cfg.tiling.tile_size)
+    sizes = octave_sizes(base, tile, cfg.render.octaves, cfg.render.octave_scale)
+    settings = cfg.render
+    if settings.tiles_per_step < 1 or settings.decode_chunk < 1:
+        raise UserError(
+            f"render.tiles_per_step and render.decode_chunk must be >= 1, got "
+            f"{settings.tiles_per_step} and {settings.decode_chunk}"
+        )
+    gif = ProgressGif(settings.gif_max_size)
+    ckpt_root = run_dir / "checkpoints"
+    start, ckpt = resume_point(ckpt_root, len(sizes)) if cfg.resume else (0, None)
+    if cfg.resume and ckpt is None:
+        log.info("resume=true but %s holds no checkpoint: starting afresh", ckpt_root)
+    canvas: Tensor | None = None
+    for octave, size in enumerate(sizes):
+        if octave < start:
+            continue
+        tiling = make_tiling(cfg.tiling, size)
+        param = build(cfg.param, tile_size=tuple(tile))
+        check_memory(tiling, param, size, cfg)
+        if octave == start and ckpt is not None:
+            init_canvas = None  # the checkpoint brings the canvas
+        elif octave == 0:
+            init_canvas = init.canvas(size)
+        else:
+            assert canvas is not None
+            init_canvas = upsample(canvas, size)
+        module = TileRenderer(
+            model=model,
+            objective=objective,
+            param=param,
+            transforms=build(cfg.transforms),
+            tiling=tiling,
+            optimizer=build(cfg.optim),
+            tiles_per_step=settings.tiles_per_step,
+            seed=cfg.seed + octave,
+            init_canvas=init_canvas,
+            offload=settings.offload,
+            decode_chunk=settings.decode_chunk,
+        )
+        trainer = make_trainer(cfg, run_dir, octave_dir(ckpt_root, octave, len(sizes)), gif)
+        log.info(
+            "octave %d/%d: canvas %dx%d, %d tiles (%dx%d) of %dx%d",
+            octave + 1,
+            len(sizes),
+            size[0],
+            size[1],
+            tiling.num_tiles(),
+            *tiling.tiling_pattern(),
+            *tile,
+        )
+        trainer.fit(module, ckpt_path=str(ckpt) if octave == start and ckpt else None)
+        pixels = module.decode_all()
+        canvas = module.canvas(pixels)
+    assert canvas is not None
+    if trainer.is_global_zero:
+        save_png(canvas, run_dir / "render.png")
+        save_png(module.canvas(pixels, border=settings.border), run_dir / "render_tiles.png")
+        gif.save(run_dir / "progress.gif")
+        log.info("wrote %s", run_dir / "render.png")
+    return run_dir / "render.png"

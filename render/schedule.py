@@ -1,0 +1,64 @@
+"""The seeded, resumable stream of tile-index batches that drives a render."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+
+def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
+    """A CPU generator for one step's randomness, independent of everything but its inputs.
+
+    Deriving it from (seed, step, rank) instead of carrying RNG state makes a resumed render
+    draw exactly what an uninterrupted one would.
+    """
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 65_537 + rank)
+
+
+class TileBatches:
+    """Batches of tile indices: each epoch visits every tile of this rank's shard once.
+
+    Batch ``k`` is a pure function of (seed, rank, k); the position is the only state, so a
+    resumed render continues with exactly the batches it would have had. Tiles are sharded
+    across ranks by index (rank r owns r, r + W, ...); every rank yields the same number of
+    batches per epoch so that ranks stay in step (a shorter shard may yield an empty batch).
+    """
+
+    def __init__(
+        self, num_tiles: int, tiles_per_step: int, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        """Shard ``num_tiles`` for ``rank`` of ``world_size`` and batch it by ``tiles_per_step``."""
+        self.shard = torch.arange(rank, num_tiles, world_size)
+        self.tiles_per_step = min(tiles_per_step, math.ceil(num_tiles / world_size))
+        self.batches_per_epoch = math.ceil(math.ceil(num_tiles / world_size) / self.tiles_per_step)
+        self.seed, self.rank = seed, rank
+        self.position = 0
+
+    def batch(self, k: int) -> torch.Tensor:
+        """Tile indices of batch ``k`` (a CPU LongTensor)."""
+        epoch, j = divmod(k, self.batches_per_epoch)
+        order = torch.randperm(
+            len(self.shard), generator=step_generator(self.seed, -1 - epoch, self.rank)
+        )
+        return self.shard[order[j * self.tiles_per_step : (j + 1) * self.tiles_per_step]]
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        end = (self.position // self.batches_per_epoch + 1) * self.batches_per_epoch
+        while self.position < end:
+            k = self.position
+            self.position += 1
+            yield self.batch(k)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Lightning saves this with a checkpoint (it makes the loader resumable)."""
+        return {"position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the position."""
+        self.position = int(state["position"])

@@ -1,0 +1,91 @@
+"""Per-tile parameters and optimiser state: the whole canvas, of which one batch is active.
+
+The store may live in host memory while the active batch lives on the accelerator: only rows
+of the store move per step, so peak device memory depends on the batch, not on the canvas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+class TileStore:
+    """Rows of parameters ``[T, *param_shape]`` plus per-tile optimiser state.
+
+    A torch optimiser steps one batch at a time: :meth:`swap_in` builds a fresh parameter from
+    the batch's rows and hands the optimiser exactly those rows' state; :meth:`swap_out` writes
+    both back. Tiles outside the batch are never touched, so no stale moment moves them.
+    """
+
+    def __init__(self, params: Tensor, pin_memory: bool = False) -> None:
+        """Own ``params`` (one row per tile); ``pin_memory`` speeds host-to-device copies."""
+        self.params = params.pin_memory() if pin_memory else params
+        self.pin_memory = pin_memory
+        # Tensor state shaped like a parameter row ([T, ...]) or one scalar per tile ([T]).
+        self.state: dict[str, Tensor] = {}
+
+    @property
+    def num_tiles(self) -> int:
+        """Number of tiles (rows)."""
+        return self.params.shape[0]
+
+    def _gather(self, rows: Tensor, idx: Tensor, device: torch.device) -> Tensor:
+        batch = rows[idx]
+        if self.pin_memory and device.type == "cuda":
+            return batch.pin_memory().to(device, non_blocking=True)
+        return batch.to(device)
+
+    def swap_in(self, idx: Tensor, device: torch.device) -> tuple[nn.Parameter, dict[str, Any]]:
+        """A parameter holding rows ``idx`` on ``device`` and the optimiser state of those rows."""
+        param = nn.Parameter(self._gather(self.params, idx, device))
+        state: dict[str, Any] = {}
+        for key, rows in self.state.items():
+            if rows.dim() == 1:
+                values = rows[idx]
+                if not bool((values == values[0]).all()):
+                    raise RuntimeError(f"tiles of one batch disagree on optimiser state {key!r}")
+                state[key] = values[0].clone()
+            else:
+                state[key] = self._gather(rows, idx, device)
+        return param, state
+
+    def swap_out(self, idx: Tensor, param: Tensor, state: dict[str, Any]) -> None:
+        """Write a stepped batch and its optimiser state back into rows ``idx``."""
+        self.params[idx] = param.detach().to(self.params.device)
+        for key, value in state.items():
+            if not isinstance(value, Tensor):
+                continue
+            if value.dim() == 0:
+                rows = self.state.setdefault(key, torch.zeros(self.num_tiles, dtype=value.dtype))
+                rows[idx] = value.detach().cpu()
+            else:
+                rows = self.state.get(key)
+                if rows is None:
+                    rows = torch.zeros_like(self.params)
+                    self.state[key] = rows
+                rows[idx] = value.detach().to(rows.device)
+
+    def to(self, device: torch.device) -> None:
+        """Move the rows (not the per-tile scalars, which optimisers keep on the CPU)."""
+        self.params = self.params.to(device)
+        self.state = {k: v.to(device) if v.dim() > 1 else v for k, v in self.state.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors to checkpoint."""
+        return {"params": self.params, "state": self.state}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`, keeping this store's device and pinning."""
+        if saved["params"].shape != self.params.shape:
+            raise RuntimeError(
+                f"checkpoint holds tiles of shape {list(saved['params'].shape)}, this render "
+                f"needs {list(self.params.shape)}"
+            )
+        self.params.copy_(saved["params"])
+        self.state = {
+            key: value.to(self.params.device) if value.dim() > 1 else value.cpu()
+            for key, value in saved["state"].items()
+        }
