@@ -61,7 +61,12 @@ def octave_sizes(
     sizes = []
     for o in range(octaves):
         factor = scale ** (octaves - 1 - o)
-        sizes.append((max(tile[0], round(base[0] / factor)), max(tile[1], round(base[1] / factor))))
+        sizes.append(
+            tuple(
+                b if factor == 1 else min(b, max(t, round(b / factor)))
+                for b, t in zip(base, tile, strict=True)
+            )
+        )
     return sizes
 
 

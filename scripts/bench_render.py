@@ -1,0 +1,722 @@
+"""Benchmark a render: framework overhead per step, blend cost, and scaling with the canvas.
+
+    python scripts/bench_render.py [--quick] [--big] [--parts 1,2,3] [--profile] [--threads N]
+
+Everything is measured in this one run, on this machine, and printed as markdown tables:
+
+1. **Overhead per step.** Seconds per training step of a real render (``TileRenderer`` driven
+   by the Trainer that ``render.run.make_trainer`` builds, loggers and progress bar included;
+   default model, objective, parameterisation, transforms and optimiser) against the bare model
+   forward + backward on a tensor of the transformed tile size, for several ``tiles_per_step``.
+   The canvas is 2x4 tiles of 224 so that every batch is full; blends are off
+   (``render.blend_every=0``) and the first steps are discarded as warm-up. A step is the time
+   between the starts of consecutive batches, so Lightning's work between batches counts.
+   A breakdown times the same pipeline without Lightning (decode, transforms, model, backward,
+   Adam), so that ``step - pipeline`` is what the framework (Lightning, tile store) costs.
+2. **Blend cost.** One ``TileRenderer.blend()`` against one step, per canvas size.
+3. **Scaling.** Tiles, time for one pass over every tile (steps per pass x seconds per step +
+   one blend), and the peak RSS of a fresh ``scripts/render.py`` process per canvas size (with
+   ``/usr/bin/time -v``, else psutil polling); with CUDA, peak CUDA memory with
+   ``render.offload`` false and true.
+
+Numbers are reported, never asserted. ``--profile`` adds torch.profiler's top operators for
+one configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# scripts/render.py is named like the package: import the package, not that file.
+sys.path[:] = [
+    p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))
+]
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import gc  # noqa: E402
+import io  # noqa: E402
+import logging  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Callable, Iterator, Sequence  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import psutil  # noqa: E402
+import pytorch_lightning as pl  # noqa: E402
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from render.budget import bytes_needed, check_memory  # noqa: E402
+from render.config import build, register_configs  # noqa: E402
+from render.errors import UserError  # noqa: E402
+from render.models import FeatureModel  # noqa: E402
+from render.outputs import ProgressGif  # noqa: E402
+from render.renderer import TileRenderer  # noqa: E402
+from render.run import make_tiling, make_trainer  # noqa: E402
+from render.schedule import TileBatches, step_generator  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "configs"
+RENDER_SCRIPT = ROOT / "scripts" / "render.py"
+MB = 2**20
+#: Overhead target for tiles_per_step >= 4 (reported, not asserted).
+OVERHEAD_TARGET = 0.15
+#: A canvas of 2x4 tiles of 224 with 25% overlap: every tiles_per_step in (1, 4, 8) fills
+#: every batch (the default 3x3 canvas would leave a 1-tile batch per epoch for 4 and 8).
+OVERHEAD_CANVAS = (392, 728)
+
+
+# --- configuration and timing helpers ------------------------------------------------------
+
+
+def compose_config(overrides: Sequence[str]) -> DictConfig:
+    """The render config of ``configs/render.yaml`` with Hydra ``overrides`` applied."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose("render", overrides=list(overrides))
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work, so that wall-clock times are the work's."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median(values: Sequence[float]) -> float:
+    """Median, or NaN for no values."""
+    return statistics.median(values) if values else math.nan
+
+
+def machine_line() -> str:
+    """One line naming the machine, torch, its thread count and the device used."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    device = (
+        f"CUDA {torch.cuda.get_device_name()}"
+        if torch.cuda.is_available()
+        else "CPU only (no CUDA)"
+    )
+    return (
+        f"machine: {cpu}, {os.cpu_count()} logical cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} intra-op threads; pytorch-lightning {pl.__version__}; {device}"
+    )
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub markdown table; floats are printed with 4 significant digits."""
+
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return "n/a" if math.isnan(value) else f"{value:.4g}"
+        return str(value)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[io.StringIO]:
+    """Swallow stdout/stderr (progress bar, warnings) and Lightning's info; replay on error."""
+    captured = io.StringIO()
+    names = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning")
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stderr(captured),
+            contextlib.redirect_stdout(captured),
+        ):
+            warnings.simplefilter("ignore")
+            yield captured
+    except BaseException:
+        sys.stderr.write(captured.getvalue()[-4000:])
+        raise
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+# --- a real render, timed ------------------------------------------------------------------
+
+
+class StepTimer(pl.Callback):
+    """Records when each batch starts and ends; at the end of fit, times ``blend()`` calls.
+
+    Optionally runs a torch.profiler over the batches from ``profile_from`` on.
+    """
+
+    def __init__(self, blend_repeats: int = 0, profile_from: int | None = None) -> None:
+        """Time ``blend_repeats`` blends after the last step; profile from ``profile_from`` on."""
+        self.blend_repeats = blend_repeats
+        self.profile_from = profile_from
+        self.profiler: torch.profiler.profile | None = None
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+        self.sizes: list[int] = []
+        self.blends: list[float] = []
+
+    def _now(self, pl_module: pl.LightningModule) -> float:
+        synchronize(pl_module.device)
+        return time.perf_counter()
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.profile_from is not None and len(self.starts) == self.profile_from:
+            activities = [torch.profiler.ProfilerActivity.CPU]
+            if pl_module.device.type == "cuda":
+                activities.append(torch.profiler.ProfilerActivity.CUDA)
+            self.profiler = torch.profiler.profile(activities=activities)
+            self.profiler.start()
+        self.sizes.append(len(batch))
+        self.starts.append(self._now(pl_module))
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        self.ends.append(self._now(pl_module))
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.profiler is not None:
+            self.profiler.stop()
+        assert isinstance(pl_module, TileRenderer)
+        for _ in range(self.blend_repeats):
+            start = self._now(pl_module)
+            pl_module.blend()
+            self.blends.append(self._now(pl_module) - start)
+
+
+@dataclass
+class FitResult:
+    """Timings of one short render."""
+
+    num_tiles: int
+    pattern: tuple[int, int]
+    tiles_per_step: int
+    steps_per_pass: int
+    step_s: float  # median start-to-start time of the timed batches
+    in_step_s: float  # median batch start to batch end (training_step and its hooks)
+    blend_s: float
+    batch_sizes: list[int] = field(default_factory=list)
+    cuda_peak_mb: float | None = None
+    profiler: torch.profiler.profile | None = None
+
+
+def free_memory() -> None:
+    """Collect garbage and return cached CUDA blocks, so that peaks are per measurement."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def run_fit(
+    model: FeatureModel,
+    overrides: Sequence[str],
+    warmup: int,
+    timed: int,
+    blend_repeats: int = 0,
+    profile: bool = False,
+) -> FitResult:
+    """A real render of ``warmup + timed + 1`` steps (no blends during it), timed per batch.
+
+    Built as ``render.run.render`` builds one octave (same helpers, same Trainer), except that
+    the already built ``model`` is reused. The extra step closes the last timed interval.
+    """
+    cfg = compose_config(
+        [
+            *overrides,
+            "render.blend_every=0",
+            "checkpoint.every_n_steps=0",
+            f"trainer.max_steps={warmup + timed + 1}",
+        ]
+    )
+    size = (int(cfg.tiling.base_size[0]), int(cfg.tiling.base_size[1]))
+    tile = list(cfg.tiling.tile_size)
+    objective = build(cfg.objective)
+    objective.validate(model.layer_channels())
+    tiling = make_tiling(cfg.tiling, size)
+    param = build(cfg.param, tile_size=tuple(tile))
+    check_memory(tiling, param, size, cfg)
+    module = TileRenderer(
+        model=model,
+        objective=objective,
+        param=param,
+        transforms=build(cfg.transforms),
+        tiling=tiling,
+        optimizer=build(cfg.optim),
+        tiles_per_step=cfg.render.tiles_per_step,
+        seed=cfg.seed,
+        init_canvas=None,
+        offload=cfg.render.offload,
+        decode_chunk=cfg.render.decode_chunk,
+    )
+    timer = StepTimer(blend_repeats, profile_from=warmup if profile else None)
+    with tempfile.TemporaryDirectory(prefix="bench_render_") as tmp:
+        run_dir = Path(tmp)
+        with quiet():
+            trainer = make_trainer(
+                cfg, run_dir, run_dir / "checkpoints", ProgressGif(cfg.render.gif_max_size)
+            )
+            trainer.callbacks.append(timer)
+            if torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()
+            trainer.fit(module)
+    cuda_peak = torch.cuda.max_memory_allocated() / MB if torch.cuda.is_available() else None
+    if len(timer.starts) != warmup + timed + 1:
+        raise RuntimeError(f"expected {warmup + timed + 1} timed batches, got {len(timer.starts)}")
+    steps = [
+        b - a for a, b in zip(timer.starts[warmup:-1], timer.starts[warmup + 1 :], strict=True)
+    ]
+    inner = [b - a for a, b in zip(timer.starts[warmup:-1], timer.ends[warmup:-1], strict=True)]
+    batches = TileBatches(tiling.num_tiles(), cfg.render.tiles_per_step, cfg.seed)
+    result = FitResult(
+        num_tiles=tiling.num_tiles(),
+        pattern=(tiling.tiling_pattern()[0], tiling.tiling_pattern()[1]),
+        tiles_per_step=batches.tiles_per_step,
+        steps_per_pass=len(batches),
+        step_s=median(steps),
+        in_step_s=median(inner),
+        blend_s=median(timer.blends),
+        batch_sizes=timer.sizes[warmup:-1],
+        cuda_peak_mb=cuda_peak,
+        profiler=timer.profiler,
+    )
+    del module, trainer, timer
+    free_memory()
+    return result
+
+
+# --- the same work without Lightning -------------------------------------------------------
+
+
+@dataclass
+class Parts:
+    """What one step runs, built from the default config, on one device."""
+
+    model: FeatureModel
+    cfg: DictConfig
+    device: torch.device
+
+    def __post_init__(self) -> None:
+        """Build the objective, parameterisation, transforms and optimiser factory."""
+        self.objective = build(self.cfg.objective)
+        self.layers = sorted(self.objective.layers)
+        self.tile = (int(self.cfg.tiling.tile_size[0]), int(self.cfg.tiling.tile_size[1]))
+        self.param = build(self.cfg.param, tile_size=self.tile)
+        self.transforms = build(self.cfg.transforms)
+        self.optimizer = build(self.cfg.optim)
+        self.input_size = self.transforms.output_size(*self.tile)
+
+
+def time_calls(fn: Callable[[], object], warmup: int, repeats: int, device: torch.device) -> float:
+    """Median wall time of ``fn`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return median(times)
+
+
+def time_bare(parts: Parts, n: int, warmup: int, repeats: int) -> float:
+    """Model forward (``capture``) + objective + backward to the images, for ``n`` tiles."""
+    images = torch.rand(n, 3, *parts.input_size, device=parts.device).requires_grad_(True)
+
+    def step() -> None:
+        images.grad = None
+        score = parts.objective(parts.model.capture(images, parts.layers), images)
+        (-score).backward()
+
+    return time_calls(step, warmup, repeats, parts.device)
+
+
+PHASES = ("decode", "transforms", "model+objective", "backward", "optimiser")
+
+
+def time_pipeline(parts: Parts, n: int, warmup: int, repeats: int) -> dict[str, float]:
+    """Median seconds per phase of one step's work, without Lightning or the tile store."""
+    rows = parts.param.init(n, torch.Generator().manual_seed(0)).to(parts.device)
+    param = torch.nn.Parameter(rows)
+    optimizer = parts.optimizer([param])
+    times: dict[str, list[float]] = {phase: [] for phase in PHASES}
+    for i in range(warmup + repeats):
+        marks = [time.perf_counter()]
+
+        def mark() -> None:
+            synchronize(parts.device)
+            marks.append(time.perf_counter())  # noqa: B023 (used within this iteration only)
+
+        images = parts.param.decode(param)
+        mark()
+        images = parts.transforms(images, step_generator(0, i))
+        mark()
+        score = parts.objective(parts.model.capture(images, parts.layers), images)
+        mark()
+        optimizer.zero_grad()
+        (-score).backward()
+        mark()
+        optimizer.step()
+        mark()
+        if i >= warmup:
+            for phase, a, b in zip(PHASES, marks[:-1], marks[1:], strict=True):
+                times[phase].append(b - a)
+    return {phase: median(values) for phase, values in times.items()}
+
+
+# --- peak RSS of a fresh render process ----------------------------------------------------
+
+
+def parse_time_v(text: str) -> int | None:
+    """Peak RSS in bytes from GNU ``/usr/bin/time -v`` output, or None if absent."""
+    found = re.search(r"Maximum resident set size \(kbytes\):\s*(\d+)", text)
+    return int(found.group(1)) * 1024 if found else None
+
+
+def peak_rss_of(command: list[str], timeout_s: float) -> tuple[int | None, float, str]:
+    """Run ``command``; return (peak RSS bytes of it and its children, seconds, error or "")."""
+    gnu_time = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    start = time.perf_counter()
+    if gnu_time is not None:
+        with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+            try:
+                done = subprocess.run(
+                    [gnu_time, "-v", "-o", report.name, *command],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    timeout=timeout_s,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                return None, time.perf_counter() - start, f"timed out after {timeout_s:.0f} s"
+            peak = parse_time_v(Path(report.name).read_text())
+        if peak is not None:
+            error = "" if done.returncode == 0 else last_line(done.stderr, done.returncode)
+            return peak, time.perf_counter() - start, error
+    # Fallback: poll the process tree's RSS (may miss a short spike between polls).
+    process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while process.poll() is None:
+        if time.perf_counter() - start > timeout_s:
+            process.kill()
+            break
+        with contextlib.suppress(psutil.Error):
+            tree = [process, *process.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree))
+        time.sleep(0.02)
+    stderr = process.stderr.read() if process.stderr else ""
+    code = process.wait()
+    error = "" if code == 0 else last_line(stderr, code)
+    return peak or None, time.perf_counter() - start, error
+
+
+def last_line(stderr: str, code: int) -> str:
+    """The last non-empty line of a failed process's stderr, with its exit status."""
+    lines = [line for line in stderr.replace("\r", "\n").splitlines() if line.strip()]
+    return f"exit {code}: {lines[-1][:120] if lines else ''}"
+
+
+def render_rss(size: int, timeout_s: float) -> tuple[int | None, float, str]:
+    """Peak RSS of ``scripts/render.py`` on a ``size`` x ``size`` canvas for 2 steps."""
+    with tempfile.TemporaryDirectory(prefix="bench_render_rss_") as tmp:
+        command = [
+            sys.executable,
+            str(RENDER_SCRIPT),
+            f"tiling.base_size=[{size},{size}]",
+            "trainer.max_steps=2",
+            f"hydra.run.dir={tmp}",
+        ]
+        return peak_rss_of(command, timeout_s)
+
+
+# --- the three parts -----------------------------------------------------------------------
+
+
+def part_overhead(model: FeatureModel, args: argparse.Namespace) -> None:
+    """Part 1: real render step vs bare model forward+backward, per tiles_per_step."""
+    canvas = list(OVERHEAD_CANVAS)
+    parts = Parts(
+        model, compose_config([]), torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    model.to(parts.device)
+    rows, breakdown, profiled = [], [], None
+    for n in args.tiles_per_step:
+        fit = run_fit(
+            model,
+            [f"tiling.base_size=[{canvas[0]},{canvas[1]}]", f"render.tiles_per_step={n}"],
+            args.warmup,
+            args.timed,
+            profile=args.profile and n == args.profile_tiles,
+        )
+        if fit.profiler is not None:
+            profiled = (n, fit.profiler)
+        model.to(parts.device)  # Lightning's teardown moved it to the CPU
+        bare = time_bare(parts, n, args.warmup, args.timed)
+        phases = time_pipeline(parts, n, args.warmup, args.timed)
+        pipeline = sum(phases.values())
+        overhead = fit.step_s / bare - 1
+        flag = "" if n < 4 else (" (meets target)" if overhead < OVERHEAD_TARGET else " (ABOVE)")
+        rows.append(
+            [
+                n,
+                fit.step_s,
+                fit.in_step_s,
+                bare,
+                fit.step_s / n,
+                bare / n,
+                f"{100 * overhead:.1f}%{flag}",
+            ]
+        )
+        breakdown.append(
+            [
+                n,
+                *(phases[p] for p in PHASES),
+                pipeline,
+                fit.step_s - pipeline,
+                fit.step_s,
+                f"{100 * (pipeline / bare - 1):.1f}%",
+                f"{100 * (fit.step_s - pipeline) / bare:.1f}%",
+            ]
+        )
+    model.cpu()
+    print(
+        f"\n### 1. Framework overhead per step (canvas {canvas[0]}x{canvas[1]} = 8 tiles of "
+        f"{parts.tile[0]}, model input {parts.input_size[0]}x{parts.input_size[1]}, "
+        f"median of {args.timed} steps after {args.warmup} warm-up)\n"
+    )
+    print(machine_line() + "\n")
+    print(
+        markdown_table(
+            [
+                "tiles/step",
+                "render step (s)",
+                "of which in training_step (s)",
+                "bare fwd+bwd (s)",
+                "step s/tile",
+                "bare s/tile",
+                f"overhead (target < {OVERHEAD_TARGET:.0%} for >= 4)",
+            ],
+            rows,
+        )
+    )
+    print(
+        "\nWhere a step's time goes (seconds; the pipeline is decode -> transforms -> model -> "
+        "backward -> optimiser without Lightning; framework = step - pipeline):\n"
+    )
+    print(
+        markdown_table(
+            [
+                "tiles/step",
+                *PHASES,
+                "pipeline",
+                "framework",
+                "render step",
+                "pipeline vs bare",
+                "framework vs bare",
+            ],
+            breakdown,
+        )
+    )
+    if profiled is not None:
+        n, profiler = profiled
+        print(f"\ntorch.profiler, {args.timed} render steps of {n} tiles, top operators:\n")
+        print("```")
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+        print("```")
+
+
+def fits_by_size(
+    model: FeatureModel, sizes: Sequence[int], args: argparse.Namespace, offload: bool = False
+) -> dict[int, FitResult | str]:
+    """One short real render per square canvas size (default tiles_per_step), blend timed."""
+    results: dict[int, FitResult | str] = {}
+    for size in sizes:
+        try:
+            results[size] = run_fit(
+                model,
+                [f"tiling.base_size=[{size},{size}]", f"render.offload={str(offload).lower()}"],
+                args.scale_warmup,
+                args.scale_timed,
+                blend_repeats=args.blend_repeats if size <= 1024 else 1,
+            )
+        except (UserError, torch.cuda.OutOfMemoryError, MemoryError) as error:
+            results[size] = f"{type(error).__name__}: {str(error)[:100]}"
+        free_memory()
+    return results
+
+
+def part_blend(fits: dict[int, FitResult | str], sizes: Sequence[int], blend_every: int) -> None:
+    """Part 2: one blend against one step."""
+    rows = []
+    for size in sizes:
+        fit = fits[size]
+        if isinstance(fit, str):
+            rows.append([f"{size}x{size}", fit, "", "", "", ""])
+            continue
+        rows.append(
+            [
+                f"{size}x{size}",
+                f"{fit.num_tiles} ({fit.pattern[0]}x{fit.pattern[1]})",
+                fit.step_s,
+                fit.blend_s,
+                f"{fit.blend_s / fit.step_s:.2f}",
+                f"{100 * fit.blend_s / (blend_every * fit.step_s):.1f}%",
+            ]
+        )
+    tps = next((f.tiles_per_step for f in fits.values() if not isinstance(f, str)), "?")
+    print(f"\n### 2. Blend cost (tiles of 224, overlap 0.25, {tps} tiles/step)\n")
+    print(machine_line() + "\n")
+    print(
+        markdown_table(
+            [
+                "canvas",
+                "tiles",
+                "step (s)",
+                "blend() (s)",
+                "blend / step",
+                f"blend share at blend_every={blend_every}",
+            ],
+            rows,
+        )
+    )
+
+
+def part_scaling(
+    model: FeatureModel,
+    fits: dict[int, FitResult | str],
+    sizes: Sequence[int],
+    args: argparse.Namespace,
+) -> None:
+    """Part 3: tiles, time per pass, peak RSS of a fresh render, CUDA peaks with/without offload."""
+    cfg = compose_config([])
+    tile = (int(cfg.tiling.tile_size[0]), int(cfg.tiling.tile_size[1]))
+    param = build(cfg.param, tile_size=tile)
+    offloaded = fits_by_size(model, sizes, args, offload=True) if torch.cuda.is_available() else {}
+    rows = []
+    for size in sizes:
+        fit = fits[size]
+        tiling = make_tiling(cfg.tiling, (size, size))
+        estimate = bytes_needed(tiling, param, (size, size)) / MB
+        rss, seconds, error = render_rss(size, args.rss_timeout)
+        rss_cells: list[object] = (
+            [rss / MB, f"{rss / size**2:.0f}"] if rss is not None else ["n/a", "n/a"]
+        )
+        row: list[object] = [f"{size}x{size}", tiling.num_tiles()]
+        if isinstance(fit, str):
+            row += [len(TileBatches(tiling.num_tiles(), cfg.render.tiles_per_step, 0)), fit, "", ""]
+        else:
+            pass_s = fit.steps_per_pass * fit.step_s + fit.blend_s
+            row += [fit.steps_per_pass, fit.step_s, fit.blend_s, pass_s]
+        row += [*rss_cells, estimate, f"{seconds:.0f}" + (f" ({error})" if error else "")]
+        if torch.cuda.is_available():
+            for result in (fit, offloaded.get(size, "n/a")):
+                peak = None if isinstance(result, str) else result.cuda_peak_mb
+                row.append(result if peak is None else peak)
+        rows.append(row)
+    headers = [
+        "canvas",
+        "tiles",
+        "steps/pass",
+        "step (s)",
+        "blend (s)",
+        "s/pass (steps x step + blend)",
+        "peak RSS (MB)",
+        "RSS bytes/px",
+        "budget.bytes_needed (MB)",
+        "render.py wall (s)",
+    ]
+    if torch.cuda.is_available():
+        headers += ["CUDA peak MB offload=false", "CUDA peak MB offload=true"]
+    print(
+        f"\n### 3. Scaling with the canvas (tiles {tile[0]}, overlap 0.25, "
+        f"{cfg.render.tiles_per_step} tiles/step; RSS of a fresh `scripts/render.py "
+        f"trainer.max_steps=2`)\n"
+    )
+    print(machine_line() + "\n")
+    print(markdown_table(headers, rows))
+
+
+def positive_ints(text: str) -> list[int]:
+    """Parse "1,4,8" into [1, 4, 8]."""
+    values = [int(v) for v in text.split(",") if v.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 1,4,8, got {text!r}")
+    return values
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options; ``--quick`` shrinks repeats and canvas sizes."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps, canvases up to 1024")
+    parser.add_argument("--big", action="store_true", help="add an 8192x8192 canvas to part 3")
+    parser.add_argument("--parts", type=positive_ints, default=[1, 2, 3], help="e.g. 1,3")
+    parser.add_argument("--tiles-per-step", type=positive_ints, default=[1, 4, 8])
+    parser.add_argument("--profile", action="store_true", help="torch.profiler for part 1")
+    parser.add_argument("--profile-tiles", type=int, default=4, help="tiles/step to profile")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--rss-timeout", type=float, default=900.0, help="seconds per render")
+    args = parser.parse_args(argv)
+    args.warmup, args.timed = (1, 2) if args.quick else (2, 5)
+    args.scale_warmup, args.scale_timed = (1, 2) if args.quick else (1, 3)
+    args.blend_repeats = 1 if args.quick else 3
+    args.scale_sizes = [512, 1024] if args.quick else [512, 1024, 2048, 4096]
+    if args.big:
+        args.scale_sizes.append(8192)
+    args.blend_sizes = [448, 1024]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the selected parts and print their tables."""
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    register_configs()
+    started = time.perf_counter()
+    model = build(compose_config([]).model)
+    if 1 in args.parts:
+        part_overhead(model, args)
+    sizes = sorted(
+        set(
+            (args.blend_sizes if 2 in args.parts else [])
+            + (args.scale_sizes if 3 in args.parts else [])
+        )
+    )
+    fits = fits_by_size(model, sizes, args) if sizes else {}
+    if 2 in args.parts:
+        part_blend(fits, args.blend_sizes, int(compose_config([]).render.blend_every))
+    if 3 in args.parts:
+        part_scaling(model, fits, args.scale_sizes, args)
+    print(f"\n(benchmark wall time {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""scripts/render.py end to end, through the real command line."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+# Small and quick: a 2x2 grid of 64-pixel tiles, a few steps.
+TINY = [
+    "tiling.base_size=[112,112]",
+    "tiling.tile_size=[64,64]",
+    "trainer.max_steps=4",
+    "render.tiles_per_step=2",
+    "render.blend_every=2",
+    "objective.layer=blocks.2.0",
+    "objective.channel=3",
+    "trainer.accelerator=cpu",
+]
+
+
+def run_render(*overrides: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "render.py"), *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=600,
+    )
+
+
+def test_tiny_render_writes_every_output(tmp_path):
+    run_render(*TINY, f"hydra.run.dir={tmp_path}")
+    with Image.open(tmp_path / "render.png") as png:
+        assert png.size == (112, 112) and png.mode == "RGB"
+        assert len(png.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 100, (
+            "a picture, not a flat colour"
+        )
+    with Image.open(tmp_path / "render_tiles.png") as tiles:
+        assert tiles.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
+    with Image.open(tmp_path / "progress.gif") as gif:
+        assert gif.n_frames == 3  # the start, and a blend every 2 of 4 steps
+    rows = list(csv.DictReader((tmp_path / "metrics" / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows if r.get("objective")] == [0, 1, 2, 3]
+    assert (tmp_path / ".hydra" / "config.yaml").is_file()
+
+
+def test_same_seed_same_bytes_other_seed_other_picture(tmp_path):
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        run_render(*TINY, f"seed={seed}", f"hydra.run.dir={tmp_path / name}")
+    first = (tmp_path / "a" / "render.png").read_bytes()
+    assert (tmp_path / "b" / "render.png").read_bytes() == first
+    assert (tmp_path / "c" / "render.png").read_bytes() != first
+
+
+def test_multirun_sweeps_one_render_per_job(tmp_path):
+    run_render("-m", *TINY, "objective.channel=0,1", f"hydra.sweep.dir={tmp_path}")
+    pngs = sorted(tmp_path.glob("*/render.png"))
+    assert len(pngs) == 2
+    assert pngs[0].read_bytes() != pngs[1].read_bytes()
+
+
+def test_design_card_example_geometry(tmp_path):
+    run_render(
+        "tiling.tile_size=[256,448]",
+        "tiling.base_size=[320,512]",
+        "trainer.max_steps=1",
+        "render.tiles_per_step=1",
+        "objective.layer=blocks.1.0",
+        "trainer.accelerator=cpu",
+        f"hydra.run.dir={tmp_path}",
+    )
+    with Image.open(tmp_path / "render.png") as png:
+        assert png.size == (512, 320)
+
+
+def test_deep_dream_on_a_photo_takes_its_size_and_runs_octaves(tmp_path):
+    photo = tmp_path / "photo.png"
+    gradient = Image.linear_gradient("L").resize((150, 130)).convert("RGB")
+    gradient.save(photo)
+    run_render(
+        "init=image",
+        f"init.path={photo}",
+        "tiling.base_size=null",
+        "objective=deepdream",
+        "objective.layer=blocks.2.0",
+        "tiling.tile_size=[64,64]",
+        "render.octaves=2",
+        "trainer.max_steps=2",
+        "render.tiles_per_step=4",
+        "param=pixel",
+        "trainer.accelerator=cpu",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    with Image.open(tmp_path / "run" / "render.png") as png:
+        assert png.size == (150, 130)
+        out = png.convert("L")
+    # Deep dream starts from the photo: the gradient still shows through.
+    assert out.getpixel((75, 125)) > out.getpixel((75, 5)) + 60
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["tiling.tile_size=[300,300]"], "tile_size [300, 300] must fit in the base size"),
+        (["tiling.tile_overlap=[1.5,0.25]"], "tile_overlap as a fraction must be in [0, 1)"),
+        (["objective.layer=blocks.5.0.bn11"], "blocks.5.0.bn1"),
+        (["objective.channel=5000"], "5000"),
+        (["objective=class_logit", "objective.class_index=1000"], "1000"),
+        (["init=image", "init.path=/no/such/photo.jpg"], "/no/such/photo.jpg"),
+    ],
+)
+def test_user_mistakes_end_with_one_clear_line(tmp_path, overrides, message):
+    keys = {o.split("=")[0] for o in overrides}
+    if "objective" in keys:  # another objective has other keys
+        keys |= {"objective.layer", "objective.channel"}
+    base = [o for o in TINY if o.split("=")[0] not in keys]
+    result = run_render(*base, *overrides, f"hydra.run.dir={tmp_path}", check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0]

@@ -1,0 +1,162 @@
+"""TileRenderer: per-tile optimisation, blending, and that rendering really optimises."""
+
+from functools import partial
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from render.models import efficientnet_lite0
+from render.objectives import channel, class_logit
+from render.params import FourierParam, PixelParam
+from render.renderer import TileRenderer
+from render.schedule import TileBatches
+from render.transforms import NoTransforms, RobustnessTransforms
+from tiling import TilingModule
+
+
+@pytest.fixture(scope="module")
+def model():
+    return efficientnet_lite0()
+
+
+def make_renderer(
+    model,
+    objective,
+    *,
+    base=96,
+    tile=64,
+    tiles_per_step=1,
+    param=None,
+    seed=0,
+    lr=0.05,
+    transforms=None,
+):
+    tiling = TilingModule(tile, 0.25, base)
+    return TileRenderer(
+        model=model,
+        objective=objective,
+        param=param or FourierParam((tile, tile)),
+        transforms=transforms or NoTransforms(),
+        tiling=tiling,
+        optimizer=partial(torch.optim.Adam, lr=lr),
+        tiles_per_step=tiles_per_step,
+        seed=seed,
+    )
+
+
+def fit(renderer, steps, callbacks=()):
+    trainer = pl.Trainer(
+        max_steps=steps,
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        callbacks=list(callbacks),
+    )
+    trainer.fit(renderer)
+    return trainer
+
+
+@torch.no_grad()
+def canvas_score(renderer, objective):
+    pixels = renderer.decode_all()
+    return objective(renderer.model.capture(pixels, sorted(objective.layers)), pixels).item()
+
+
+class Snapshot(pl.Callback):
+    """Copies of the tile rows after every step, and the batch each step took."""
+
+    def __init__(self):
+        self.params, self.state, self.batches = [], [], []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.params.append(module.store.params.clone())
+        self.state.append({k: v.clone() for k, v in module.store.state.items()})
+        self.batches.append(batch.tolist())
+
+
+def test_a_step_moves_only_its_own_tiles(model):
+    renderer = make_renderer(model, channel("blocks.2.0", 3), tiles_per_step=2)
+    before = renderer.store.params.clone()
+    snap = Snapshot()
+    fit(renderer, 4, [snap])
+    previous = before
+    for params, batch in zip(snap.params, snap.batches, strict=True):
+        moved = [i for i in range(4) if not torch.equal(params[i], previous[i])]
+        assert sorted(moved) == sorted(batch), "exactly the batch's tiles move"
+        previous = params
+    # Adam moments exist per tile and only for tiles that have taken a step.
+    exp_avg = snap.state[0]["exp_avg"]
+    untouched = [i for i in range(4) if i not in snap.batches[0]]
+    assert exp_avg[untouched].abs().sum() == 0
+    assert exp_avg[snap.batches[0]].abs().sum() > 0
+    steps = snap.state[-1]["step"]
+    assert steps.tolist() == [2.0, 2.0, 2.0, 2.0], "every tile stepped once per epoch"
+
+
+def test_each_epoch_visits_every_tile_once_and_batches_are_seeded():
+    loader = TileBatches(10, 3, seed=5)
+    epoch = [loader.batch(k).tolist() for k in range(len(loader))]
+    assert sorted(i for batch in epoch for i in batch) == list(range(10))
+    assert [len(b) for b in epoch] == [3, 3, 3, 1]
+    again = TileBatches(10, 3, seed=5)
+    assert [again.batch(k).tolist() for k in range(8)] == [
+        loader.batch(k).tolist() for k in range(8)
+    ]
+    other = TileBatches(10, 3, seed=6)
+    assert [other.batch(k).tolist() for k in range(4)] != epoch
+    shards = [TileBatches(10, 3, seed=5, rank=r, world_size=3) for r in range(3)]
+    assert {len(s) for s in shards} == {2}, "ranks stay in step"
+    seen = sorted(i for s in shards for k in range(2) for i in s.batch(k).tolist())
+    assert seen == list(range(10))
+
+
+def test_blend_makes_overlaps_agree_and_keeps_the_canvas(model):
+    renderer = make_renderer(
+        model, channel("blocks.2.0", 3), param=PixelParam((64, 64), init_std=1.0)
+    )
+    tiling = renderer.tiling
+    before = renderer.canvas()
+    pixels = renderer.blend()
+    after = renderer.decode_all()
+    torch.testing.assert_close(after, pixels, atol=1e-4, rtol=0)
+    # Blended tiles are consistent: splitting their canvas gives them back.
+    torch.testing.assert_close(
+        tiling.split_into_tiles(tiling.rebuild_with_masks(after)), after, atol=1e-4, rtol=0
+    )
+    torch.testing.assert_close(renderer.canvas(), before, atol=1e-4, rtol=0)
+
+
+def test_the_objective_rises_during_a_render(model):
+    objective = channel("blocks.3.0", 5)
+    renderer = make_renderer(
+        model,
+        objective,
+        tiles_per_step=4,
+        lr=0.05,
+        transforms=RobustnessTransforms(pad=4, jitter=2, final_jitter=1),
+    )
+    start = canvas_score(renderer, objective)
+    fit(renderer, 12)
+    assert canvas_score(renderer, objective) > start + 1.0
+
+
+@pytest.mark.slow
+def test_a_class_visualisation_is_classified_as_that_class(model):
+    goldfish = 1
+    renderer = make_renderer(
+        model,
+        class_logit(goldfish),
+        base=288,
+        tile=224,
+        tiles_per_step=4,
+        transforms=RobustnessTransforms(),
+    )
+    fit(renderer, 40)
+    canvas = renderer.canvas()
+    logits = model(torch.nn.functional.interpolate(canvas, size=224, mode="area"))
+    assert logits.argmax().item() == goldfish
+    assert logits.softmax(-1)[0, goldfish] > 0.5
