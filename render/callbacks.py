@@ -8,6 +8,7 @@ from typing import Any
 import pytorch_lightning as pl
 from torch import Tensor
 
+from render.memory import release_free_memory
 from render.renderer import TileRenderer
 
 
@@ -27,6 +28,7 @@ class BlendCallback(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: TileRenderer) -> None:
         if self.on_blend is not None and trainer.is_global_zero and trainer.global_step == 0:
             self.on_blend(pl_module.canvas())
+            release_free_memory()
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: TileRenderer, outputs: Any, batch: Any, batch_idx: int
@@ -37,3 +39,5 @@ class BlendCallback(pl.Callback):
         pixels = pl_module.blend()
         if self.on_blend is not None and trainer.is_global_zero:
             self.on_blend(pl_module.canvas(pixels))
+        del pixels
+        release_free_memory()

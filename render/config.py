@@ -7,12 +7,13 @@ wrong type fails at composition time with Hydra's own message.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 from hydra.core.config_store import ConfigStore
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import MISSING, DictConfig
+from omegaconf.errors import MissingMandatoryValue
 
 from render.errors import UserError
 
@@ -22,7 +23,8 @@ class TilingConfig:
     """Canvas geometry, passed to ``tiling.TilingModule``."""
 
     tile_size: list[int] = field(default_factory=lambda: [224, 224])
-    tile_overlap: list[float] = field(default_factory=lambda: [0.25, 0.25])
+    # Floats are fractions of a tile, ints are pixels (TilingModule's rule).
+    tile_overlap: list[Union[int, float]] = field(default_factory=lambda: [0.25, 0.25])  # noqa: UP007
     # None takes the size of ``init.path`` (deep dream on a photo).
     base_size: list[int] | None = field(default_factory=lambda: [448, 448])
     placement: str = "grid"
@@ -234,6 +236,9 @@ def build(node: DictConfig, **kwargs: Any) -> Any:
     """
     try:
         return instantiate(node, _convert_="all", **kwargs)
+    except MissingMandatoryValue as error:
+        key = error.full_key
+        raise UserError(f"{key} has no value (???); set it: {key}=...") from None
     except InstantiationException as error:
         cause = error.__cause__
         if isinstance(cause, UserError):

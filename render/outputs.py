@@ -31,11 +31,21 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def to_pil(image: Tensor) -> Image.Image:
-    """``[1, 3, H, W]`` or ``[3, H, W]`` in [0, 1] to an 8-bit RGB image (rounded)."""
+def to_pil(image: Tensor, rows_per_chunk: int = 256) -> Image.Image:
+    """``[1, 3, H, W]`` or ``[3, H, W]`` in [0, 1] to an 8-bit RGB image (rounded).
+
+    Converted a band of rows at a time, so that a huge canvas needs no float temporary of
+    its own size.
+    """
     image = image.detach().reshape(-1, *image.shape[-2:])
-    pixels = image.mul(255).add_(0.5).clamp_(0, 255).to("cpu", torch.uint8)
-    return Image.fromarray(pixels.permute(1, 2, 0).numpy(), mode="RGB")
+    height, width = image.shape[-2:]
+    pixels = torch.empty((height, width, 3), dtype=torch.uint8)
+    for top in range(0, height, rows_per_chunk):
+        band = image[:, top : top + rows_per_chunk].to("cpu", torch.float32)
+        pixels[top : top + rows_per_chunk] = (
+            band.mul_(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0)
+        )
+    return Image.fromarray(pixels.numpy(), mode="RGB")
 
 
 def save_png(image: Tensor, path: Path) -> None:

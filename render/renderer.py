@@ -11,6 +11,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from render.errors import UserError
+from render.memory import release_free_memory
 from render.models import FeatureModel
 from render.objectives import Objective
 from render.params import Parameterization
@@ -144,6 +145,10 @@ class TileRenderer(pl.LightningModule):
 
     def on_train_end(self) -> None:
         self.sync_store(with_state=False)
+        # The render is over: the optimiser state is only needed to resume, and checkpoints
+        # hold it. Dropping it leaves room for the outputs.
+        self.store.reset_state()
+        release_free_memory()
 
     # --- the canvas ------------------------------------------------------------------------
 
@@ -172,7 +177,8 @@ class TileRenderer(pl.LightningModule):
     def blend(self) -> Tensor:
         """Blend the overlaps with ``TilingModule.forward``; returns the blended pixel tiles."""
         self.sync_store(with_state=False)
-        pixels = self.tiling(self.decode_all())
+        pixels = self.decode_all()
+        self.tiling(pixels, out=pixels)
         self._encode_into(pixels, self.store.params, self.device)
         return pixels
 
@@ -181,7 +187,7 @@ class TileRenderer(pl.LightningModule):
         """The full image ``[1, 3, H, W]``: ``rebuild_with_masks`` of the decoded tiles."""
         if pixels is None:
             pixels = self.decode_all()
-        return self.tiling.rebuild_with_masks(pixels, border=border).clamp(0, 1)
+        return self.tiling.rebuild_with_masks(pixels, border=border).clamp_(0, 1)
 
     # --- several processes -----------------------------------------------------------------
 

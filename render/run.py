@@ -9,6 +9,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torchvision.transforms.v2.functional as TF
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
@@ -37,11 +38,10 @@ for message in (
 
 def make_tiling(cfg: DictConfig, size: tuple[int, int]) -> TilingModule:
     """``TilingModule`` for one canvas size, with config mistakes reported as UserError."""
-    overlap = [float(o) if isinstance(o, float) else int(o) for o in cfg.tile_overlap]
     try:
         return TilingModule(
             tile_size=list(cfg.tile_size),
-            tile_overlap=overlap,
+            tile_overlap=OmegaConf.to_container(cfg.tile_overlap),
             base_size=list(size),
             placement=cfg.placement,
             window=cfg.window,
@@ -123,7 +123,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, ckpt_dir: Path, gif: ProgressGi
         )
     except TypeError as error:
         raise UserError(f"trainer: {error} (see lightning.pytorch.Trainer's arguments)") from None
-    except (ValueError, RuntimeError) as error:  # Lightning's MisconfigurationException too
+    except (ValueError, RuntimeError, MisconfigurationException) as error:
         raise UserError(f"trainer: {error}") from None
 
 
@@ -209,12 +209,17 @@ def render(cfg: DictConfig, run_dir: Path) -> Path:
             *tile,
         )
         trainer.fit(module, ckpt_path=str(ckpt) if octave == start and ckpt else None)
-        pixels = module.decode_all()
-        canvas = module.canvas(pixels)
-    assert canvas is not None
+        if octave + 1 < len(sizes):
+            canvas = module.canvas()
     if trainer.is_global_zero:
-        save_png(canvas, run_dir / "render.png")
-        save_png(module.canvas(pixels, border=settings.border), run_dir / "render_tiles.png")
-        gif.save(run_dir / "progress.gif")
-        log.info("wrote %s", run_dir / "render.png")
+        write_outputs(module, run_dir, settings.border, gif)
     return run_dir / "render.png"
+
+
+def write_outputs(module: TileRenderer, run_dir: Path, border: int, gif: ProgressGif) -> None:
+    """render.png, render_tiles.png and progress.gif; one full-size canvas alive at a time."""
+    pixels = module.decode_all()
+    save_png(module.canvas(pixels), run_dir / "render.png")
+    save_png(module.canvas(pixels, border=border), run_dir / "render_tiles.png")
+    gif.save(run_dir / "progress.gif")
+    log.info("wrote %s", run_dir / "render.png")

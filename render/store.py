@@ -68,6 +68,10 @@ class TileStore:
                     self.state[key] = rows
                 rows[idx] = value.detach().to(rows.device)
 
+    def reset_state(self) -> None:
+        """Drop the optimiser state."""
+        self.state = {}
+
     def to(self, device: torch.device) -> None:
         """Move the rows (not the per-tile scalars, which optimisers keep on the CPU)."""
         self.params = self.params.to(device)

@@ -37,6 +37,7 @@ import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import gc  # noqa: E402
 import io  # noqa: E402
+import itertools  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
@@ -48,7 +49,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Callable, Iterator, Sequence  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -111,8 +112,9 @@ def machine_line() -> str:
         if torch.cuda.is_available()
         else "CPU only (no CUDA)"
     )
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     return (
-        f"machine: {cpu}, {os.cpu_count()} logical cores, "
+        f"machine: {cpu}, {os.cpu_count()} logical cores (load average {load}), "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM; torch {torch.__version__}, "
         f"{torch.get_num_threads()} intra-op threads; pytorch-lightning {pl.__version__}; {device}"
     )
@@ -157,20 +159,34 @@ def quiet() -> Iterator[io.StringIO]:
 
 # --- a real render, timed ------------------------------------------------------------------
 
+#: A callable run between two render steps (its time is taken out of the step); returns timings.
+Probe = Callable[[], dict[str, float]]
+
 
 class StepTimer(pl.Callback):
     """Records when each batch starts and ends; at the end of fit, times ``blend()`` calls.
 
-    Optionally runs a torch.profiler over the batches from ``profile_from`` on.
+    ``probe``, when given, runs after every batch (Lightning-free reference work, timed by
+    itself); its wall time is subtracted from the step it interrupts, so that the render and
+    the reference are measured side by side under the same machine load. ``profile_from``
+    starts torch.profiler at that batch.
     """
 
-    def __init__(self, blend_repeats: int = 0, profile_from: int | None = None) -> None:
-        """Time ``blend_repeats`` blends after the last step; profile from ``profile_from`` on."""
+    def __init__(
+        self, blend_repeats: int = 0, probe: Probe | None = None, profile_from: int | None = None
+    ) -> None:
+        """Time ``blend_repeats`` blends after the last step; run ``probe`` between steps."""
         self.blend_repeats = blend_repeats
+        self.probe = probe
         self.profile_from = profile_from
         self.profiler: torch.profiler.profile | None = None
+        # Wall-clock and process CPU seconds (all threads) at each batch start/end.
         self.starts: list[float] = []
+        self.starts_cpu: list[float] = []
         self.ends: list[float] = []
+        self.probe_s: list[float] = []
+        self.probe_cpu: list[float] = []
+        self.probes: list[dict[str, float]] = []
         self.sizes: list[int] = []
         self.blends: list[float] = []
 
@@ -189,6 +205,7 @@ class StepTimer(pl.Callback):
             self.profiler.start()
         self.sizes.append(len(batch))
         self.starts.append(self._now(pl_module))
+        self.starts_cpu.append(time.process_time())
 
     def on_train_batch_end(
         self,
@@ -198,7 +215,16 @@ class StepTimer(pl.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        self.ends.append(self._now(pl_module))
+        end, end_cpu = self._now(pl_module), time.process_time()
+        self.ends.append(end)
+        if self.probe is None:
+            self.probe_s.append(0.0)
+            self.probe_cpu.append(0.0)
+            return
+        with torch.enable_grad():
+            self.probes.append(self.probe())
+        self.probe_s.append(self._now(pl_module) - end)
+        self.probe_cpu.append(time.process_time() - end_cpu)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.profiler is not None:
@@ -212,18 +238,29 @@ class StepTimer(pl.Callback):
 
 @dataclass
 class FitResult:
-    """Timings of one short render."""
+    """Timings of one short render (seconds; per-step lists cover the timed steps only)."""
 
     num_tiles: int
     pattern: tuple[int, int]
     tiles_per_step: int
     steps_per_pass: int
-    step_s: float  # median start-to-start time of the timed batches
-    in_step_s: float  # median batch start to batch end (training_step and its hooks)
-    blend_s: float
-    batch_sizes: list[int] = field(default_factory=list)
+    steps: list[float]  # batch start to next batch start, less the probe
+    steps_cpu: list[float]  # the same in process CPU seconds
+    in_steps: list[float]  # batch start to batch end (training_step and the batch hooks)
+    probes: list[dict[str, float]]
+    blends: list[float]
     cuda_peak_mb: float | None = None
     profiler: torch.profiler.profile | None = None
+
+    @property
+    def step_s(self) -> float:
+        """Median seconds per step."""
+        return median(self.steps)
+
+    @property
+    def blend_s(self) -> float:
+        """Median seconds per blend."""
+        return median(self.blends)
 
 
 def free_memory() -> None:
@@ -239,6 +276,7 @@ def run_fit(
     warmup: int,
     timed: int,
     blend_repeats: int = 0,
+    probe: Probe | None = None,
     profile: bool = False,
 ) -> FitResult:
     """A real render of ``warmup + timed + 1`` steps (no blends during it), timed per batch.
@@ -274,7 +312,8 @@ def run_fit(
         offload=cfg.render.offload,
         decode_chunk=cfg.render.decode_chunk,
     )
-    timer = StepTimer(blend_repeats, profile_from=warmup if profile else None)
+    timer = StepTimer(blend_repeats, probe, profile_from=warmup if profile else None)
+    free_memory()
     with tempfile.TemporaryDirectory(prefix="bench_render_") as tmp:
         run_dir = Path(tmp)
         with quiet():
@@ -287,21 +326,23 @@ def run_fit(
             trainer.fit(module)
     cuda_peak = torch.cuda.max_memory_allocated() / MB if torch.cuda.is_available() else None
     if len(timer.starts) != warmup + timed + 1:
-        raise RuntimeError(f"expected {warmup + timed + 1} timed batches, got {len(timer.starts)}")
-    steps = [
-        b - a for a, b in zip(timer.starts[warmup:-1], timer.starts[warmup + 1 :], strict=True)
-    ]
-    inner = [b - a for a, b in zip(timer.starts[warmup:-1], timer.ends[warmup:-1], strict=True)]
+        raise RuntimeError(f"expected {warmup + timed + 1} batches, got {len(timer.starts)}")
+    last = warmup + timed
+    steps = [timer.starts[i + 1] - timer.starts[i] - timer.probe_s[i] for i in range(warmup, last)]
     batches = TileBatches(tiling.num_tiles(), cfg.render.tiles_per_step, cfg.seed)
     result = FitResult(
         num_tiles=tiling.num_tiles(),
         pattern=(tiling.tiling_pattern()[0], tiling.tiling_pattern()[1]),
         tiles_per_step=batches.tiles_per_step,
         steps_per_pass=len(batches),
-        step_s=median(steps),
-        in_step_s=median(inner),
-        blend_s=median(timer.blends),
-        batch_sizes=timer.sizes[warmup:-1],
+        steps=steps,
+        steps_cpu=[
+            timer.starts_cpu[i + 1] - timer.starts_cpu[i] - timer.probe_cpu[i]
+            for i in range(warmup, last)
+        ],
+        in_steps=[timer.ends[i] - timer.starts[i] for i in range(warmup, last)],
+        probes=timer.probes[warmup:last],
+        blends=timer.blends,
         cuda_peak_mb=cuda_peak,
         profiler=timer.profiler,
     )
@@ -332,63 +373,58 @@ class Parts:
         self.input_size = self.transforms.output_size(*self.tile)
 
 
-def time_calls(fn: Callable[[], object], warmup: int, repeats: int, device: torch.device) -> float:
-    """Median wall time of ``fn`` after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return median(times)
-
-
-def time_bare(parts: Parts, n: int, warmup: int, repeats: int) -> float:
-    """Model forward (``capture``) + objective + backward to the images, for ``n`` tiles."""
-    images = torch.rand(n, 3, *parts.input_size, device=parts.device).requires_grad_(True)
-
-    def step() -> None:
-        images.grad = None
-        score = parts.objective(parts.model.capture(images, parts.layers), images)
-        (-score).backward()
-
-    return time_calls(step, warmup, repeats, parts.device)
-
-
+#: Phases of the Lightning-free pipeline, in order.
 PHASES = ("decode", "transforms", "model+objective", "backward", "optimiser")
 
 
-def time_pipeline(parts: Parts, n: int, warmup: int, repeats: int) -> dict[str, float]:
-    """Median seconds per phase of one step's work, without Lightning or the tile store."""
+def make_probe(parts: Parts, n: int) -> Probe:
+    """Reference work for ``n`` tiles, timed: the bare model and the Lightning-free pipeline.
+
+    ``bare``: ``model.capture`` + objective + backward to a ``[n, 3, *input_size]`` tensor (no
+    decode, no transforms). Then one step of the whole pipeline on its own parameter and
+    optimiser, phase by phase: decode, transforms, model + objective, backward, optimiser step.
+    """
+    images = torch.rand(n, 3, *parts.input_size, device=parts.device).requires_grad_(True)
     rows = parts.param.init(n, torch.Generator().manual_seed(0)).to(parts.device)
     param = torch.nn.Parameter(rows)
     optimizer = parts.optimizer([param])
-    times: dict[str, list[float]] = {phase: [] for phase in PHASES}
-    for i in range(warmup + repeats):
+    calls = 0
+
+    def probe() -> dict[str, float]:
+        nonlocal calls
+        calls += 1
         marks = [time.perf_counter()]
+        cpu = [time.process_time()]
 
         def mark() -> None:
             synchronize(parts.device)
-            marks.append(time.perf_counter())  # noqa: B023 (used within this iteration only)
+            marks.append(time.perf_counter())
 
-        images = parts.param.decode(param)
-        mark()
-        images = parts.transforms(images, step_generator(0, i))
-        mark()
+        images.grad = None
         score = parts.objective(parts.model.capture(images, parts.layers), images)
+        (-score).backward()
+        mark()
+        cpu.append(time.process_time())
+        pixels = parts.param.decode(param)
+        mark()
+        pixels = parts.transforms(pixels, step_generator(0, calls))
+        mark()
+        score = parts.objective(parts.model.capture(pixels, parts.layers), pixels)
         mark()
         optimizer.zero_grad()
         (-score).backward()
         mark()
         optimizer.step()
         mark()
-        if i >= warmup:
-            for phase, a, b in zip(PHASES, marks[:-1], marks[1:], strict=True):
-                times[phase].append(b - a)
-    return {phase: median(values) for phase, values in times.items()}
+        cpu.append(time.process_time())
+        spans = [b - a for a, b in itertools.pairwise(marks)]
+        return {
+            **dict(zip(("bare", *PHASES), spans, strict=True)),
+            "bare_cpu": cpu[1] - cpu[0],
+            "pipeline_cpu": cpu[2] - cpu[1],
+        }
+
+    return probe
 
 
 # --- peak RSS of a fresh render process ----------------------------------------------------
@@ -445,7 +481,11 @@ def last_line(stderr: str, code: int) -> str:
 
 
 def render_rss(size: int, timeout_s: float) -> tuple[int | None, float, str]:
-    """Peak RSS of ``scripts/render.py`` on a ``size`` x ``size`` canvas for 2 steps."""
+    """Peak RSS of ``scripts/render.py`` on a ``size`` x ``size`` canvas for 2 steps.
+
+    The child inherits this process's environment; ``--threads`` reaches it as
+    ``OMP_NUM_THREADS`` (set in :func:`main`).
+    """
     with tempfile.TemporaryDirectory(prefix="bench_render_rss_") as tmp:
         command = [
             sys.executable,
@@ -462,55 +502,52 @@ def render_rss(size: int, timeout_s: float) -> tuple[int | None, float, str]:
 
 def part_overhead(model: FeatureModel, args: argparse.Namespace) -> None:
     """Part 1: real render step vs bare model forward+backward, per tiles_per_step."""
-    canvas = list(OVERHEAD_CANVAS)
-    parts = Parts(
-        model, compose_config([]), torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    )
-    model.to(parts.device)
-    rows, breakdown, profiled = [], [], None
+    canvas = OVERHEAD_CANVAS
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    parts = Parts(model, compose_config([]), device)
+    rows, breakdown = [], []
     for n in args.tiles_per_step:
-        fit = run_fit(
-            model,
-            [f"tiling.base_size=[{canvas[0]},{canvas[1]}]", f"render.tiles_per_step={n}"],
-            args.warmup,
-            args.timed,
-            profile=args.profile and n == args.profile_tiles,
-        )
-        if fit.profiler is not None:
-            profiled = (n, fit.profiler)
-        model.to(parts.device)  # Lightning's teardown moved it to the CPU
-        bare = time_bare(parts, n, args.warmup, args.timed)
-        phases = time_pipeline(parts, n, args.warmup, args.timed)
-        pipeline = sum(phases.values())
-        overhead = fit.step_s / bare - 1
-        flag = "" if n < 4 else (" (meets target)" if overhead < OVERHEAD_TARGET else " (ABOVE)")
+        overrides = [f"tiling.base_size=[{canvas[0]},{canvas[1]}]", f"render.tiles_per_step={n}"]
+        fit = run_fit(model, overrides, args.warmup, args.timed, probe=make_probe(parts, n))
+        bare = [probe["bare"] for probe in fit.probes]
+        pipeline = [sum(probe[phase] for phase in PHASES) for probe in fit.probes]
+        paired = median([step / b - 1 for step, b in zip(fit.steps, bare, strict=True)])
+        at_best = min(fit.steps) / min(bare) - 1
+        cpu_pairs = zip(fit.steps_cpu, fit.probes, strict=True)
+        cpu = median([step / probe["bare_cpu"] - 1 for step, probe in cpu_pairs])
+        verdict = "" if n < 4 else ("yes" if paired < OVERHEAD_TARGET else "NO")
         rows.append(
             [
                 n,
                 fit.step_s,
-                fit.in_step_s,
-                bare,
+                median(bare),
                 fit.step_s / n,
-                bare / n,
-                f"{100 * overhead:.1f}%{flag}",
+                median(bare) / n,
+                f"{100 * paired:.1f}%",
+                f"{100 * at_best:.1f}%",
+                f"{100 * cpu:.1f}%",
+                verdict,
             ]
         )
+        framework = [step - pipe for step, pipe in zip(fit.steps, pipeline, strict=True)]
+        between = [step - inner for step, inner in zip(fit.steps, fit.in_steps, strict=True)]
         breakdown.append(
             [
                 n,
-                *(phases[p] for p in PHASES),
-                pipeline,
-                fit.step_s - pipeline,
+                *(median([probe[phase] for probe in fit.probes]) for phase in PHASES),
+                median(pipeline),
                 fit.step_s,
-                f"{100 * (pipeline / bare - 1):.1f}%",
-                f"{100 * (fit.step_s - pipeline) / bare:.1f}%",
+                median(framework),
+                median(between),
+                f"{100 * median([p / b - 1 for p, b in zip(pipeline, bare, strict=True)]):.1f}%",
+                f"{100 * median([f / b for f, b in zip(framework, bare, strict=True)]):.1f}%",
             ]
         )
-    model.cpu()
     print(
         f"\n### 1. Framework overhead per step (canvas {canvas[0]}x{canvas[1]} = 8 tiles of "
-        f"{parts.tile[0]}, model input {parts.input_size[0]}x{parts.input_size[1]}, "
-        f"median of {args.timed} steps after {args.warmup} warm-up)\n"
+        f"{parts.tile[0]}, model input {parts.input_size[0]}x{parts.input_size[1]}; "
+        f"{args.timed} timed steps after {args.warmup} warm-up, each followed by the bare "
+        f"reference; medians)\n"
     )
     print(machine_line() + "\n")
     print(
@@ -518,18 +555,21 @@ def part_overhead(model: FeatureModel, args: argparse.Namespace) -> None:
             [
                 "tiles/step",
                 "render step (s)",
-                "of which in training_step (s)",
                 "bare fwd+bwd (s)",
                 "step s/tile",
                 "bare s/tile",
-                f"overhead (target < {OVERHEAD_TARGET:.0%} for >= 4)",
+                "overhead (median of step/bare - 1)",
+                "overhead (min/min - 1)",
+                "overhead (CPU time)",
+                f"< {OVERHEAD_TARGET:.0%}?",
             ],
             rows,
         )
     )
     print(
-        "\nWhere a step's time goes (seconds; the pipeline is decode -> transforms -> model -> "
-        "backward -> optimiser without Lightning; framework = step - pipeline):\n"
+        "\nWhere a step goes (seconds, medians): the same work without Lightning or the tile "
+        "store, phase by phase; framework = render step - pipeline; between batches = the "
+        "part of a step outside `on_train_batch_start..end` (logging, progress bar, loader):\n"
     )
     print(
         markdown_table(
@@ -537,20 +577,24 @@ def part_overhead(model: FeatureModel, args: argparse.Namespace) -> None:
                 "tiles/step",
                 *PHASES,
                 "pipeline",
-                "framework",
                 "render step",
+                "framework",
+                "between batches",
                 "pipeline vs bare",
-                "framework vs bare",
+                "framework / bare",
             ],
             breakdown,
         )
     )
-    if profiled is not None:
-        n, profiler = profiled
-        print(f"\ntorch.profiler, {args.timed} render steps of {n} tiles, top operators:\n")
-        print("```")
-        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
-        print("```")
+    if args.profile:
+        n = args.profile_tiles
+        overrides = [f"tiling.base_size=[{canvas[0]},{canvas[1]}]", f"render.tiles_per_step={n}"]
+        fit = run_fit(model, overrides, args.warmup, args.timed, profile=True)
+        if fit.profiler is not None:
+            print(f"\ntorch.profiler, {args.timed} render steps of {n} tiles, top operators:\n")
+            print("```")
+            print(fit.profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+            print("```")
 
 
 def fits_by_size(
@@ -621,14 +665,18 @@ def part_scaling(
     param = build(cfg.param, tile_size=tile)
     offloaded = fits_by_size(model, sizes, args, offload=True) if torch.cuda.is_available() else {}
     rows = []
+    first: tuple[int, int] | None = None  # (pixels, RSS) of the smallest canvas measured
     for size in sizes:
         fit = fits[size]
         tiling = make_tiling(cfg.tiling, (size, size))
         estimate = bytes_needed(tiling, param, (size, size)) / MB
         rss, seconds, error = render_rss(size, args.rss_timeout)
-        rss_cells: list[object] = (
-            [rss / MB, f"{rss / size**2:.0f}"] if rss is not None else ["n/a", "n/a"]
-        )
+        rss_cells: list[object] = ["n/a", "n/a", "n/a"]
+        if rss is not None:
+            # The marginal figure leaves out what every render holds (torch, the model, ...).
+            marginal = "" if first is None else f"{(rss - first[1]) / (size**2 - first[0]):.0f}"
+            rss_cells = [rss / MB, f"{rss / size**2:.0f}", marginal]
+            first = first or (size**2, rss)
         row: list[object] = [f"{size}x{size}", tiling.num_tiles()]
         if isinstance(fit, str):
             row += [len(TileBatches(tiling.num_tiles(), cfg.render.tiles_per_step, 0)), fit, "", ""]
@@ -650,6 +698,7 @@ def part_scaling(
         "s/pass (steps x step + blend)",
         "peak RSS (MB)",
         "RSS bytes/px",
+        "marginal bytes/px (vs first row)",
         "budget.bytes_needed (MB)",
         "render.py wall (s)",
     ]
@@ -699,6 +748,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for the render.py children
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if not torch.cuda.is_available() and load > 0.5 * cores:
+        print(
+            f"warning: load average {load:.1f} on {cores} cores: other processes compete for the "
+            f"CPU, and with {torch.get_num_threads()} threads each their timings swing widely; "
+            f"rerun on an idle machine (or with --threads 1 for steadier ratios)"
+        )
     register_configs()
     started = time.perf_counter()
     model = build(compose_config([]).model)

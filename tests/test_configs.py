@@ -23,7 +23,7 @@ from omegaconf.errors import MissingMandatoryValue
 from PIL import Image
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from render import objectives
+from render import config, objectives
 from render.config import SCHEMAS, build, register_configs
 from render.errors import UserError
 from render.initial import ImageInit, NoiseInit
@@ -100,35 +100,54 @@ def test_every_group_has_options_and_the_defaults_compose() -> None:
         assert cfg[group]._target_, group
 
 
+# The schema each option extends; every option needs a build test below, and an entry here.
+OPTION_SCHEMAS: dict[str, dict[str, type]] = {
+    "model": {
+        "efficientnet_lite0": config.EmbeddedModel,
+        "googlenet": config.TorchvisionModel,
+        "vgg16": config.TorchvisionModel,
+        "resnet50": config.TorchvisionModel,
+        "timm": config.TimmModel,
+        "checkpoint": config.CheckpointModel,
+    },
+    "objective": {
+        "channel": config.ChannelObjective,
+        "neuron": config.NeuronObjective,
+        "deepdream": config.DeepDreamObjective,
+        "class_logit": config.ClassLogitObjective,
+        "direction": config.DirectionObjective,
+        "sum": config.WeightedSumObjective,
+    },
+    "param": {"fft": config.FourierParamConfig, "pixel": config.PixelParamConfig},
+    "transforms": {
+        "standard": config.StandardTransformsConfig,
+        "none": config.NoTransformsConfig,
+    },
+    "init": {"noise": config.NoiseInit, "image": config.ImageInit},
+    "optim": {"adam": config.AdamConfig},
+}
+
+
+def test_every_option_is_known_to_these_tests() -> None:
+    assert set(OPTION_SCHEMAS) == set(GROUPS)
+    for group in GROUPS:
+        assert set(options(group)) == set(OPTION_SCHEMAS[group]), group
+
+
 @pytest.mark.parametrize(("group", "name"), ALL_OPTIONS, ids=[f"{g}={n}" for g, n in ALL_OPTIONS])
 def test_every_option_composes_on_its_schema(group: str, name: str) -> None:
     cfg = compose_render(f"{group}={name}")
     node = cfg[group]
-    # Each option extends one of the group's structured schemas, so typos fail at composition.
-    assert OmegaConf.get_type(node) in SCHEMAS[group].values()
-    assert OmegaConf.is_missing(node, "_target_") is False and node._target_
+    # Each option extends its structured schema, so typos and wrong types fail at composition.
+    schema = OPTION_SCHEMAS[group].get(name)
+    assert schema is not None, f"add {group}={name} to OPTION_SCHEMAS and give it a build test"
+    assert OmegaConf.get_type(node) is schema
+    assert node._target_ == schema._target_
     # The other groups keep their defaults.
     default = compose_render()
     for other in GROUPS:
         if other != group:
             assert cfg[other] == default[other]
-
-
-# Which test below builds each option; a new option needs a case there (and here).
-BUILT_BY_A_TEST = {
-    "model": {"efficientnet_lite0", "googlenet", "vgg16", "resnet50", "timm", "checkpoint"},
-    "objective": {"channel", "neuron", "deepdream", "class_logit", "direction", "sum"},
-    "param": {"fft", "pixel"},
-    "transforms": {"standard", "none"},
-    "init": {"noise", "image"},
-    "optim": {"adam"},
-}
-
-
-def test_every_option_is_built_by_a_test() -> None:
-    assert set(BUILT_BY_A_TEST) == set(GROUPS)
-    for group in GROUPS:
-        assert set(options(group)) == BUILT_BY_A_TEST[group], group
 
 
 # -- model -----------------------------------------------------------------------------------
@@ -222,12 +241,6 @@ def test_model_checkpoint_loads_a_saved_state_dict(tmp_path: Path) -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=MissingMandatoryValue,
-    reason="bug: render.config.build lets OmegaConf's MissingMandatoryValue escape; a ??? left "
-    "unset (model=timm without model.name) should be a one-line UserError",
-)
 @pytest.mark.parametrize(
     ("overrides", "key"),
     [(["model=timm"], "model.name"), (["model=checkpoint"], "model.path")],
@@ -251,6 +264,12 @@ def test_objective_options_build_and_validate_against_the_model(
     assert isinstance(objective, Objective)
     objective.validate(lite0_channels)
     assert objective.layers <= set(lite0_channels)
+    # The option's values reach the objective its target names.
+    factory = getattr(objectives, cfg.objective._target_.rpartition(".")[2])
+    kwargs = OmegaConf.to_container(cfg.objective, resolve=True)
+    del kwargs["_target_"]
+    if name != "sum":  # terms are nested configs: checked in the sum test below
+        assert objective == factory(**kwargs)
 
 
 def test_objective_overrides_reach_the_objective(lite0_channels: dict[str, int]) -> None:
@@ -406,7 +425,8 @@ def test_misspelt_key_fails_at_composition(override: str, key: str) -> None:
         ("render.tiles_per_step=abc", "render.tiles_per_step", "abc"),
         ("objective.channel=abc", "objective.channel", "abc"),
         ("tiling.tile_size=[a,b]", "tiling.tile_size[0]", "a"),
-        ("tiling.tile_overlap=[x,0.25]", "tiling.tile_overlap[0]", "x"),
+        # OmegaConf names a Union element by its index alone.
+        ("tiling.tile_overlap=[x,0.25]", "0", "x"),
         ("render.offload=maybe", "render.offload", "maybe"),
     ],
 )
@@ -465,12 +485,6 @@ def test_bad_trainer_value_is_a_user_error(trainer_dirs: tuple[Path, Path, Progr
         make_trainer(compose_render("trainer.accelerator=warp_drive"), *trainer_dirs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=MisconfigurationException,
-    reason="bug: render.run.make_trainer catches ValueError/RuntimeError, but Lightning's "
-    "MisconfigurationException derives from Exception only",
-)
 def test_lightning_misconfiguration_is_a_user_error(
     trainer_dirs: tuple[Path, Path, ProgressGif],
 ) -> None:
@@ -489,6 +503,8 @@ def test_octave_sizes_go_coarse_to_fine_and_never_below_a_tile() -> None:
     sizes = octave_sizes((448, 448), [224, 224], 4, 2.0)
     assert sizes == [(224, 224), (224, 224), (224, 224), (448, 448)]
     assert octave_sizes((450, 700), [64, 64], 2, 1.4) == [(321, 500), (450, 700)]
+    # Never larger than the canvas either (a tile taller than it is make_tiling's error).
+    assert octave_sizes((100, 600), [224, 224], 2, 2.0) == [(100, 300), (100, 600)]
 
 
 @pytest.mark.parametrize(
@@ -561,12 +577,6 @@ def test_make_tiling_reports_tiling_errors_as_user_errors(
     assert expected in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UserError,
-    reason="bug: TilingConfig.tile_overlap is list[float], so an overlap in pixels "
-    "(tiling.tile_overlap=[32,32]) arrives as 32.0 and is rejected as a fraction",
-)
 def test_tile_overlap_in_pixels_reaches_the_tiling() -> None:
     cfg = compose_render("tiling.tile_overlap=[32,32]")
     tiling = make_tiling(cfg.tiling, (448, 448))

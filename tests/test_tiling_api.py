@@ -169,3 +169,18 @@ def test_bad_inputs_raise_clear_errors():
         module.rebuild(tiles, border=0)
     with pytest.raises(TypeError, match="floating-point"):
         module(tiles.long())
+
+
+def test_forward_can_blend_in_place():
+    module = TilingModule(32, 0.25, 80)
+    tiles = torch.rand(2 * module.num_tiles(), 3, 32, 32)
+    expected = module(tiles)
+    assert module(tiles, out=tiles) is tiles
+    torch.testing.assert_close(tiles, expected)
+    script = scripted(TilingModule(32, 0.25, 80))
+    other = torch.rand_like(tiles)
+    want = module(other)
+    script(other, other)
+    torch.testing.assert_close(other, want)
+    with pytest.raises(ValueError, match="out must match"):
+        module(tiles, out=tiles[:, :1])

@@ -137,7 +137,7 @@ class Parameterization(torch.nn.Module):
             # Drawing on the CPU keeps the initial canvas identical whatever the accelerator.
             raise ValueError(f"init expects a CPU torch.Generator, got one on {generator.device}")
         shape = (n, *self.param_shape)
-        return torch.randn(shape, generator=generator, dtype=torch.float32) * std
+        return torch.randn(shape, generator=generator, dtype=torch.float32).mul_(std)
 
     def _to_rgb(self, t: Tensor) -> Tensor:
         """Lucid's ``to_valid_rgb``: colour decorrelation (if on), then sigmoid."""
