@@ -17,9 +17,7 @@ import torch
 import torchvision
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
-from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
 from PIL import Image
 from pytorch_lightning.callbacks import ModelCheckpoint
 
