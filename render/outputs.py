@@ -41,7 +41,7 @@ def to_pil(image: Tensor, rows_per_chunk: int = 256) -> Image.Image:
     height, width = image.shape[-2:]
     pixels = torch.empty((height, width, 3), dtype=torch.uint8)
     for top in range(0, height, rows_per_chunk):
-        band = image[:, top : top + rows_per_chunk].to("cpu", torch.float32)
+        band = image[:, top : top + rows_per_chunk].to("cpu", torch.float32, copy=True)
         pixels[top : top + rows_per_chunk] = (
             band.mul_(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0)
         )
