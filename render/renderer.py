@@ -118,7 +118,8 @@ class TileRenderer(pl.LightningModule):
         score = self.objective(self.model.capture(images, self.layers), images)
         if not torch.isfinite(score):
             raise NonFiniteError(
-                f"the objective became {score.item()} at step {self.global_step}; nothing was "
+                f"the objective became non-finite ({score.item()}) at step {self.global_step}; "
+                f"nothing was "
                 f"written for this step (the last checkpoint is intact); try a lower optim.lr"
             )
         optimizer.zero_grad()

@@ -1,0 +1,134 @@
+"""Renders that lose no work, scale past one process, and stop cleanly on bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision.transforms.v2.functional as TF
+from PIL import Image
+
+from render.models import efficientnet_lite0
+from render.objectives import channel
+from render.outputs import atomic_path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = str(ROOT / "scripts" / "render.py")
+SMALL = [
+    "tiling.base_size=[160,160]",
+    "tiling.tile_size=[96,96]",
+    "render.tiles_per_step=1",
+    "render.blend_every=3",
+    "objective.layer=blocks.2.0",
+    "objective.channel=3",
+    "trainer.accelerator=cpu",
+    "seed=1",
+]
+
+
+def render(*overrides: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, SCRIPT, *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=600,
+    )
+
+
+def test_killed_render_resumes_to_the_same_bytes(tmp_path):
+    config = [*SMALL, "trainer.max_steps=24", "checkpoint.every_n_steps=4"]
+    render(*config, f"hydra.run.dir={tmp_path / 'whole'}")
+
+    run_dir = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, SCRIPT, *config, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists() and not (run_dir / "render.png").exists(), "killed mid-render"
+    assert not list(run_dir.glob("checkpoints/.*")), "no half-written checkpoint is left"
+
+    render(*config, "resume=true", f"hydra.run.dir={run_dir}")
+    whole = (tmp_path / "whole" / "render.png").read_bytes()
+    assert (run_dir / "render.png").read_bytes() == whole
+
+
+def test_resume_without_a_checkpoint_starts_afresh(tmp_path):
+    render(*SMALL, "trainer.max_steps=2", "resume=true", f"hydra.run.dir={tmp_path}")
+    assert (tmp_path / "render.png").is_file()
+
+
+def test_atomic_writes_leave_the_old_file_when_interrupted(tmp_path):
+    target = tmp_path / "render.png"
+    target.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise KeyboardInterrupt
+    assert target.read_bytes() == b"old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_a_non_finite_render_stops_with_a_message_and_no_image(tmp_path):
+    result = render(
+        *SMALL,
+        "trainer.max_steps=4",
+        "param.init_std=1e38",
+        f"hydra.run.dir={tmp_path}",
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "non-finite" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "render.png").exists()
+
+
+def test_a_canvas_too_large_for_memory_is_refused_before_allocating(tmp_path):
+    result = render(
+        *SMALL, "tiling.base_size=[200000,200000]", f"hydra.run.dir={tmp_path}", check=False
+    )
+    assert result.returncode == 2
+    error = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error) == 1 and "GiB" in error[0] and "tiling.base_size" in error[0]
+
+
+@torch.no_grad()
+def channel_score(png: Path) -> float:
+    """The rendered channel's mean activation over the whole picture."""
+    with Image.open(png) as picture:
+        image = TF.to_dtype(TF.to_image(picture.convert("RGB")), torch.float32, scale=True)
+    objective = channel("blocks.2.0", 3)
+    model = efficientnet_lite0()
+    return objective(model.capture(image[None], ["blocks.2.0"]), image[None]).item()
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_renders_as_well_as_one(tmp_path):
+    steps = ["trainer.max_steps=16", "render.tiles_per_step=2"]
+    render(*SMALL, *steps, f"hydra.run.dir={tmp_path / 'one'}")
+    render(
+        *SMALL,
+        *steps,
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        f"hydra.run.dir={tmp_path / 'ddp'}",
+    )
+    render(*SMALL, "trainer.max_steps=0", f"hydra.run.dir={tmp_path / 'start'}")
+    start = channel_score(tmp_path / "start" / "render.png")
+    one = channel_score(tmp_path / "one" / "render.png")
+    ddp = channel_score(tmp_path / "ddp" / "render.png")
+    assert one > start + 0.5
+    # Each rank optimised its own half of the tiles, and rank 0 wrote all of them.
+    assert ddp > start + 0.5 and ddp > 0.7 * one
+    assert len(list((tmp_path / "ddp").glob("render*.png"))) == 2
