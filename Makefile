@@ -24,13 +24,14 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 render: $(STAMP)
-	$(BIN)/python scripts/tiles_example.py
+	$(BIN)/python scripts/render.py $(ARGS)
 
 example: $(STAMP)
 	$(BIN)/python scripts/tiles_example.py
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_tiling.py
+	$(BIN)/python scripts/bench_render.py
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache .hypothesis

@@ -1,26 +1,32 @@
 """Benchmark a render: framework overhead per step, blend cost, and scaling with the canvas.
 
-    python scripts/bench_render.py [--quick] [--big] [--parts 1,2,3] [--profile] [--threads N]
+    python scripts/bench_render.py [--quick] [--big] [--parts 1,2,3] [--threads N] [--profile]
+                                   [--tiles-per-step 1,4,8] [--rss-overrides KEY=VALUE ...]
 
-Everything is measured in this one run, on this machine, and printed as markdown tables:
+Everything is measured in this one run, on this machine, and printed as markdown tables, each
+under a line naming the machine, the load average, torch's thread count and the device:
 
 1. **Overhead per step.** Seconds per training step of a real render (``TileRenderer`` driven
    by the Trainer that ``render.run.make_trainer`` builds, loggers and progress bar included;
    default model, objective, parameterisation, transforms and optimiser) against the bare model
-   forward + backward on a tensor of the transformed tile size, for several ``tiles_per_step``.
-   The canvas is 2x4 tiles of 224 so that every batch is full; blends are off
-   (``render.blend_every=0``) and the first steps are discarded as warm-up. A step is the time
-   between the starts of consecutive batches, so Lightning's work between batches counts.
-   A breakdown times the same pipeline without Lightning (decode, transforms, model, backward,
-   Adam), so that ``step - pipeline`` is what the framework (Lightning, tile store) costs.
+   forward + backward on a tensor of the transformed tile size (``model.capture`` + objective +
+   backward to the images), for several ``tiles_per_step``. The canvas is 2x4 tiles of 224 so
+   that every batch is full; blends are off (``render.blend_every=0``) and the first steps are
+   warm-up. A step is the time between the starts of consecutive batches, so Lightning's work
+   between batches counts. After every step the bare reference, and the same pipeline without
+   Lightning or the tile store (decode, transforms, model, backward, Adam), run once inside the
+   fit and are subtracted from that step: render and reference are measured side by side,
+   under the same machine load. Overhead = step / bare - 1 (median of the pairs; also min/min
+   and in process CPU time, which are steadier on a busy machine).
 2. **Blend cost.** One ``TileRenderer.blend()`` against one step, per canvas size.
 3. **Scaling.** Tiles, time for one pass over every tile (steps per pass x seconds per step +
-   one blend), and the peak RSS of a fresh ``scripts/render.py`` process per canvas size (with
-   ``/usr/bin/time -v``, else psutil polling); with CUDA, peak CUDA memory with
-   ``render.offload`` false and true.
+   one blend), and the peak RSS of a fresh ``scripts/render.py ... trainer.max_steps=2``
+   process per canvas size (``/usr/bin/time -v``, else psutil polling); with CUDA, peak CUDA
+   memory of the in-process render with ``render.offload`` false and true.
 
 Numbers are reported, never asserted. ``--profile`` adds torch.profiler's top operators for
-one configuration.
+one ``tiles_per_step``. On a shared CPU, competing processes make multi-threaded timings swing
+widely (``--threads 1`` gives steadier ratios).
 """
 
 from __future__ import annotations
@@ -480,8 +486,12 @@ def last_line(stderr: str, code: int) -> str:
     return f"exit {code}: {lines[-1][:120] if lines else ''}"
 
 
-def render_rss(size: int, timeout_s: float) -> tuple[int | None, float, str]:
+def render_rss(
+    size: int, timeout_s: float, extra: Sequence[str] = ()
+) -> tuple[int | None, float, str]:
     """Peak RSS of ``scripts/render.py`` on a ``size`` x ``size`` canvas for 2 steps.
+
+    ``extra`` Hydra overrides are appended (e.g. ``render.blend_every=1`` to include a blend).
 
     The child inherits this process's environment; ``--threads`` reaches it as
     ``OMP_NUM_THREADS`` (set in :func:`main`).
@@ -493,6 +503,7 @@ def render_rss(size: int, timeout_s: float) -> tuple[int | None, float, str]:
             f"tiling.base_size=[{size},{size}]",
             "trainer.max_steps=2",
             f"hydra.run.dir={tmp}",
+            *extra,
         ]
         return peak_rss_of(command, timeout_s)
 
@@ -663,6 +674,7 @@ def part_scaling(
     cfg = compose_config([])
     tile = (int(cfg.tiling.tile_size[0]), int(cfg.tiling.tile_size[1]))
     param = build(cfg.param, tile_size=tile)
+    blend_every = int(cfg.render.blend_every)
     offloaded = fits_by_size(model, sizes, args, offload=True) if torch.cuda.is_available() else {}
     rows = []
     first: tuple[int, int] | None = None  # (pixels, RSS) of the smallest canvas measured
@@ -670,7 +682,7 @@ def part_scaling(
         fit = fits[size]
         tiling = make_tiling(cfg.tiling, (size, size))
         estimate = bytes_needed(tiling, param, (size, size)) / MB
-        rss, seconds, error = render_rss(size, args.rss_timeout)
+        rss, seconds, error = render_rss(size, args.rss_timeout, args.rss_overrides)
         rss_cells: list[object] = ["n/a", "n/a", "n/a"]
         if rss is not None:
             # The marginal figure leaves out what every render holds (torch, the model, ...).
@@ -679,10 +691,12 @@ def part_scaling(
             first = first or (size**2, rss)
         row: list[object] = [f"{size}x{size}", tiling.num_tiles()]
         if isinstance(fit, str):
-            row += [len(TileBatches(tiling.num_tiles(), cfg.render.tiles_per_step, 0)), fit, "", ""]
+            steps = len(TileBatches(tiling.num_tiles(), cfg.render.tiles_per_step, 0))
+            row += [steps, fit, "", "", ""]
         else:
             pass_s = fit.steps_per_pass * fit.step_s + fit.blend_s
-            row += [fit.steps_per_pass, fit.step_s, fit.blend_s, pass_s]
+            share = fit.blend_s / (blend_every * fit.step_s) if blend_every > 0 else 0.0
+            row += [fit.steps_per_pass, fit.step_s, fit.blend_s, pass_s, f"{100 * share:.0f}%"]
         row += [*rss_cells, estimate, f"{seconds:.0f}" + (f" ({error})" if error else "")]
         if torch.cuda.is_available():
             for result in (fit, offloaded.get(size, "n/a")):
@@ -696,6 +710,7 @@ def part_scaling(
         "step (s)",
         "blend (s)",
         "s/pass (steps x step + blend)",
+        f"blend / (blend_every={blend_every} x step)",
         "peak RSS (MB)",
         "RSS bytes/px",
         "marginal bytes/px (vs first row)",
@@ -707,7 +722,7 @@ def part_scaling(
     print(
         f"\n### 3. Scaling with the canvas (tiles {tile[0]}, overlap 0.25, "
         f"{cfg.render.tiles_per_step} tiles/step; RSS of a fresh `scripts/render.py "
-        f"trainer.max_steps=2`)\n"
+        f"trainer.max_steps=2{''.join(' ' + o for o in args.rss_overrides)}`)\n"
     )
     print(machine_line() + "\n")
     print(markdown_table(headers, rows))
@@ -732,6 +747,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile-tiles", type=int, default=4, help="tiles/step to profile")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--rss-timeout", type=float, default=900.0, help="seconds per render")
+    parser.add_argument(
+        "--rss-overrides",
+        nargs="*",
+        default=[],
+        help="extra Hydra overrides for the RSS renders, e.g. render.blend_every=1",
+    )
     args = parser.parse_args(argv)
     args.warmup, args.timed = (1, 2) if args.quick else (2, 5)
     args.scale_warmup, args.scale_timed = (1, 2) if args.quick else (1, 3)

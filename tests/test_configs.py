@@ -384,7 +384,7 @@ EXPERIMENTS = options("experiment") if (CONFIGS / "experiment").is_dir() else []
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_preset_composes_and_its_objective_fits_its_model(name: str) -> None:
-    cfg = compose_render(f"+experiment={name}")
+    cfg = compose_render(f"experiment={name}")
     for group in GROUPS:
         assert cfg[group]._target_, group
     objective = build(cfg.objective)
@@ -396,7 +396,7 @@ def test_experiment_preset_composes_and_its_objective_fits_its_model(name: str) 
 
 def test_unknown_experiment_is_reported() -> None:
     with pytest.raises(MissingConfigException, match="experiment/no_such_preset"):
-        compose_render("+experiment=no_such_preset")
+        compose_render("experiment=no_such_preset")
 
 
 # -- schema validation at composition --------------------------------------------------------
