@@ -13,8 +13,8 @@ from tiling import TilingModule
 GIB = 2**30
 # Parameters, and Adam's two moments, for every tile.
 STORE_COPIES = 3
-# A blend holds the decoded tiles and TilingModule.forward's blended copy at once.
-PIXEL_COPIES = 2
+# A blend decodes every tile and blends them in place (TilingModule.forward(out=)).
+PIXEL_COPIES = 1
 
 
 def bytes_needed(tiling: TilingModule, param: Parameterization, size: tuple[int, int]) -> int:

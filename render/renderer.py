@@ -146,9 +146,15 @@ class TileRenderer(pl.LightningModule):
 
     def on_train_end(self) -> None:
         self.sync_store(with_state=False)
-        # The render is over: the optimiser state is only needed to resume, and checkpoints
-        # hold it. Dropping it leaves room for the outputs.
+
+    def finish(self) -> None:
+        """After fit: keep only what the outputs need, in host memory.
+
+        The optimiser state matters only for resuming (checkpoints hold it), and Lightning
+        has moved the module back to the CPU, so the tiles follow it there.
+        """
         self.store.reset_state()
+        self.store.to(torch.device("cpu"))
         release_free_memory()
 
     # --- the canvas ------------------------------------------------------------------------

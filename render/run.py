@@ -19,7 +19,10 @@ from render.budget import check_memory
 from render.callbacks import BlendCallback
 from render.config import build
 from render.errors import UserError
+from render.models import FeatureModel
+from render.objectives import Objective
 from render.outputs import ProgressGif, save_png
+from render.params import Parameterization
 from render.renderer import TileRenderer
 from render.strategy import TileDDPStrategy
 from tiling import TilingModule
@@ -127,6 +130,32 @@ def make_trainer(cfg: DictConfig, run_dir: Path, ckpt_dir: Path, gif: ProgressGi
         raise UserError(f"trainer: {error}") from None
 
 
+def make_renderer(
+    cfg: DictConfig,
+    model: FeatureModel,
+    objective: Objective,
+    tiling: TilingModule,
+    param: Parameterization,
+    *,
+    seed: int,
+    init_canvas: Tensor | None,
+) -> TileRenderer:
+    """The Lightning module for one canvas, with the config's transforms and optimiser."""
+    return TileRenderer(
+        model=model,
+        objective=objective,
+        param=param,
+        transforms=build(cfg.transforms),
+        tiling=tiling,
+        optimizer=build(cfg.optim),
+        tiles_per_step=cfg.render.tiles_per_step,
+        seed=seed,
+        init_canvas=init_canvas,
+        offload=cfg.render.offload,
+        decode_chunk=cfg.render.decode_chunk,
+    )
+
+
 def upsample(canvas: Tensor, size: tuple[int, int]) -> Tensor:
     """The previous octave's canvas at the next octave's size."""
     return TF.resize(canvas, list(size), antialias=True).clamp(0, 1)
@@ -184,18 +213,8 @@ def render(cfg: DictConfig, run_dir: Path) -> Path:
         else:
             assert canvas is not None
             init_canvas = upsample(canvas, size)
-        module = TileRenderer(
-            model=model,
-            objective=objective,
-            param=param,
-            transforms=build(cfg.transforms),
-            tiling=tiling,
-            optimizer=build(cfg.optim),
-            tiles_per_step=settings.tiles_per_step,
-            seed=cfg.seed + octave,
-            init_canvas=init_canvas,
-            offload=settings.offload,
-            decode_chunk=settings.decode_chunk,
+        module = make_renderer(
+            cfg, model, objective, tiling, param, seed=cfg.seed + octave, init_canvas=init_canvas
         )
         trainer = make_trainer(cfg, run_dir, octave_dir(ckpt_root, octave, len(sizes)), gif)
         log.info(
@@ -209,6 +228,7 @@ def render(cfg: DictConfig, run_dir: Path) -> Path:
             *tile,
         )
         trainer.fit(module, ckpt_path=str(ckpt) if octave == start and ckpt else None)
+        module.finish()
         if octave + 1 < len(sizes):
             canvas = module.canvas()
     if trainer.is_global_zero:

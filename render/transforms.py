@@ -10,9 +10,8 @@ import math
 from collections.abc import Iterable
 
 import torch
-import torchvision.transforms.v2.functional as TF
+import torch.nn.functional as F
 from torch import Tensor
-from torchvision.transforms import InterpolationMode
 
 from render.errors import UserError
 
@@ -60,9 +59,18 @@ class RobustnessTransforms(torch.nn.Module):
     Output tiles are ``H + 2 * pad - jitter - final_jitter`` by the same in width, all equal so
     the batch stacks. Jitters are random crops (offsets 0..d inclusive, as Lucid's
     ``random_crop``). Unlike Lucid, which resizes the whole batch, each tile gets its own scale:
-    scale and rotation are one bilinear affine warp about the tile centre that keeps the size,
-    i.e. Lucid's resize followed by a centre crop (scale > 1) or ``pad_value`` border
-    (scale < 1) back to the scale-1 size, with a single resampling instead of two.
+    scale and rotation are one bilinear affine warp about the centre of the jittered tile that
+    keeps its size, i.e. Lucid's resize followed by a centre crop (scale > 1) or ``pad_value``
+    border (scale < 1) back to the scale-1 size, with a single resampling instead of two.
+    Whatever the warp brings in from outside the jittered tile is ``pad_value``.
+
+    The whole batch is computed at once: the five steps of each tile compose into one affine
+    map from output pixels to input pixels, and one ``affine_grid`` + ``grid_sample`` samples
+    every warped tile (bilinear, zeros outside the image after subtracting ``pad_value``, which
+    is then added back: the same as padding with the constant). Tiles drawn with scale 1 and
+    angle 0 are pure integer shifts; they are sampled the same way but at the nearest pixel
+    (one more ``grid_sample`` call when a batch holds both kinds), so float32 rounding in the
+    grid cannot blend in neighbours and they equal pad + crop to within 1e-6.
     """
 
     def __init__(
@@ -95,44 +103,133 @@ class RobustnessTransforms(torch.nn.Module):
             )
         return out
 
+    def _is_identity(self) -> bool:
+        """Return whether every draw leaves the tiles unchanged (no pad, jitter, scale, angle)."""
+        return (
+            self.pad == self.jitter == self.final_jitter == 0
+            and set(self.scales) == {1.0}
+            and set(self.angles) == {0.0}
+        )
+
+    def _draw(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
+        """Draw the random parameters of ``n`` tiles from ``generator`` (CPU tensors).
+
+        The order is fixed, so a seed gives the same transforms on any device: first-jitter
+        offsets ``first`` [n, 2] as (top, left) in 0..jitter, ``scale`` [n] (indices into
+        ``scales``, returned as values), ``angle`` [n] (likewise, degrees), final-jitter offsets
+        ``last`` [n, 2] as (top, left) in 0..final_jitter. Nothing else is drawn.
+        """
+        first = torch.randint(0, self.jitter + 1, (n, 2), generator=generator)
+        scale_idx = torch.randint(0, len(self.scales), (n,), generator=generator)
+        angle_idx = torch.randint(0, len(self.angles), (n,), generator=generator)
+        last = torch.randint(0, self.final_jitter + 1, (n, 2), generator=generator)
+        f64 = torch.float64
+        return {
+            "first": first,
+            "scale": torch.tensor(self.scales, dtype=f64)[scale_idx],
+            "angle": torch.tensor(self.angles, dtype=f64)[angle_idx],
+            "last": last,
+        }
+
+    def _theta(self, params: dict[str, Tensor], height: int, width: int) -> Tensor:
+        """Return the [n, 2, 3] float64 ``affine_grid`` matrices of the drawn transforms.
+
+        In pixel indices (x right, y down; pixel centres at integers), output pixel (x, y) of a
+        tile comes from the jittered tile's pixel ``R (x + last - c) + c`` about its centre ``c``
+        (``R`` is TF.affine's inverse map: rotation by -angle, divided by scale), which is
+        input pixel ``... + first - pad``. With ``align_corners=False`` the normalised
+        coordinate of pixel ``i`` of a size-``s`` axis is ``(2 i + 1) / s - 1``, so pixel
+        ``i = (s u + s - 1) / 2`` for normalised ``u``; the map is conjugated by these.
+        """
+        n = params["scale"].shape[0]
+        out_h, out_w = self.output_size(height, width)
+        mid_h, mid_w = out_h + self.final_jitter, out_w + self.final_jitter
+        f64 = torch.float64
+
+        def translate(tx: Tensor | float, ty: Tensor | float) -> Tensor:
+            m = torch.eye(3, dtype=f64).repeat(n, 1, 1)
+            m[:, 0, 2], m[:, 1, 2] = tx, ty
+            return m
+
+        def affine(ax: float, bx: float, ay: float, by: float) -> Tensor:
+            """``x -> ax * x + bx`` and ``y -> ay * y + by`` for every tile."""
+            m = torch.tensor([[ax, 0.0, bx], [0.0, ay, by], [0.0, 0.0, 1.0]], dtype=f64)
+            return m.expand(n, 3, 3)
+
+        first, last = params["first"].to(f64), params["last"].to(f64)
+        rad = torch.deg2rad(params["angle"])
+        cos, sin = torch.cos(rad) / params["scale"], torch.sin(rad) / params["scale"]
+        rotate = torch.eye(3, dtype=f64).repeat(n, 1, 1)
+        rotate[:, 0, 0], rotate[:, 0, 1], rotate[:, 1, 0], rotate[:, 1, 1] = cos, sin, -sin, cos
+        cx, cy = (mid_w - 1) / 2, (mid_h - 1) / 2
+        from_out = affine(out_w / 2, (out_w - 1) / 2, out_h / 2, (out_h - 1) / 2)
+        to_centred = translate(last[:, 1] - cx, last[:, 0] - cy)
+        to_input = translate(cx + first[:, 1] - self.pad, cy + first[:, 0] - self.pad)
+        to_norm = affine(2 / width, 1 / width - 1, 2 / height, 1 / height - 1)
+        return (to_norm @ to_input @ rotate @ to_centred @ from_out)[:, :2]
+
+    def _keep_first_crop(self, params: dict[str, Tensor], images: Tensor) -> Tensor:
+        """Return [n, 1, H, W] ones inside each tile's first-jitter crop, zeros outside.
+
+        Only needed when ``jitter > pad``: otherwise every crop holds the whole image.
+        """
+        height, width = images.shape[-2:]
+        lo = (params["first"] - self.pad).to(images.device)
+        size = torch.tensor([height, width]) + 2 * self.pad - self.jitter
+        hi = lo + size.to(images.device)
+        rows = torch.arange(height, device=images.device)
+        cols = torch.arange(width, device=images.device)
+        keep_r = (rows >= lo[:, :1]) & (rows < hi[:, :1])
+        keep_c = (cols >= lo[:, 1:]) & (cols < hi[:, 1:])
+        return (keep_r[:, None, :, None] & keep_c[:, None, None, :]).to(images.dtype)
+
     def forward(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        """Transform each tile of ``images`` [n, 3, H, W] with its own draw from ``generator``."""
+        """Transform each tile of ``images`` [n, C, H, W] with its own draw from ``generator``.
+
+        Random numbers come from ``generator`` only (see :meth:`_draw`); the sampling runs on the
+        images' device, in their dtype (float32 for lower precision, then cast back).
+        """
         if images.dim() != 4:
             raise ValueError(f"expected images [n, C, H, W], got shape {list(images.shape)}")
         _check_generator(generator)
-        n = images.shape[0]
-        out_h, out_w = self.output_size(images.shape[-2], images.shape[-1])
-        # Draw everything up front in a fixed order, on the CPU, so results depend only on the seed.
-        first = torch.randint(0, self.jitter + 1, (n, 2), generator=generator).tolist()
-        scale_idx = torch.randint(0, len(self.scales), (n,), generator=generator).tolist()
-        angle_idx = torch.randint(0, len(self.angles), (n,), generator=generator).tolist()
-        last = torch.randint(0, self.final_jitter + 1, (n, 2), generator=generator).tolist()
+        n, channels, height, width = images.shape
+        out_h, out_w = self.output_size(height, width)
+        params = self._draw(n, generator)
+        if self._is_identity():
+            return images
+        if n == 0:
+            return images.new_empty((0, channels, out_h, out_w))
 
-        if self.pad:
-            images = TF.pad(images, [self.pad], fill=self.pad_value, padding_mode="constant")
-        mid_h, mid_w = images.shape[-2] - self.jitter, images.shape[-1] - self.jitter
-        tiles = []
-        for i in range(n):
-            tile = TF.crop(images[i], first[i][0], first[i][1], mid_h, mid_w)
-            scale, angle = self.scales[scale_idx[i]], self.angles[angle_idx[i]]
-            if scale != 1 or angle != 0:
-                # Warping tile - pad_value with zero fill and adding it back fills the uncovered
-                # corners with pad_value and blends edges linearly, and stays differentiable.
-                tile = (
-                    TF.affine(
-                        tile - self.pad_value,
-                        angle=angle,
-                        translate=[0.0, 0.0],
-                        scale=scale,
-                        shear=[0.0, 0.0],
-                        interpolation=InterpolationMode.BILINEAR,
-                    )
-                    + self.pad_value
-                )
-            tiles.append(TF.crop(tile, last[i][0], last[i][1], out_h, out_w))
-        if not tiles:
-            return images.new_empty((0, images.shape[1], out_h, out_w))
-        return torch.stack(tiles)
+        dtype = torch.promote_types(images.dtype, torch.float32)
+        shifted = images.to(dtype) - self.pad_value
+        theta = self._theta(params, height, width).to(device=images.device, dtype=dtype)
+        warped = ((params["scale"] != 1) | (params["angle"] != 0)).tolist()
+        if self.jitter > self.pad and any(warped):
+            # A warp can reach past the first crop, which held pad_value there, into the image.
+            shifted = shifted * self._keep_first_crop(params, shifted)
+
+        def sample(idx: list[int], mode: str) -> Tensor:
+            select = slice(None) if len(idx) == n else torch.tensor(idx, device=images.device)
+            grid = F.affine_grid(
+                theta[select], [len(idx), channels, out_h, out_w], align_corners=False
+            )
+            return F.grid_sample(
+                shifted[select], grid, mode=mode, padding_mode="zeros", align_corners=False
+            )
+
+        # Integer shifts sample exact pixels: rounding in a float32 grid would otherwise blend in
+        # up to ~1e-4 of a neighbour. Bilinear at exact pixel centres is the same thing.
+        groups = [
+            ([i for i in range(n) if warped[i] == is_warped], mode)
+            for is_warped, mode in ((True, "bilinear"), (False, "nearest"))
+        ]
+        parts = [(idx, sample(idx, mode)) for idx, mode in groups if idx]
+        if len(parts) == 1:
+            out = parts[0][1]
+        else:
+            order = torch.tensor(parts[0][0] + parts[1][0], device=images.device)
+            out = torch.cat([p for _, p in parts])[order]
+        return (out + self.pad_value).to(images.dtype)
 
     def extra_repr(self) -> str:
         """Show the settings in ``repr``."""

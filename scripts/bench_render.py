@@ -71,7 +71,7 @@ from render.errors import UserError  # noqa: E402
 from render.models import FeatureModel  # noqa: E402
 from render.outputs import ProgressGif  # noqa: E402
 from render.renderer import TileRenderer  # noqa: E402
-from render.run import make_tiling, make_trainer  # noqa: E402
+from render.run import make_renderer, make_tiling, make_trainer  # noqa: E402
 from render.schedule import TileBatches, step_generator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -305,19 +305,7 @@ def run_fit(
     tiling = make_tiling(cfg.tiling, size)
     param = build(cfg.param, tile_size=tuple(tile))
     check_memory(tiling, param, size, cfg)
-    module = TileRenderer(
-        model=model,
-        objective=objective,
-        param=param,
-        transforms=build(cfg.transforms),
-        tiling=tiling,
-        optimizer=build(cfg.optim),
-        tiles_per_step=cfg.render.tiles_per_step,
-        seed=cfg.seed,
-        init_canvas=None,
-        offload=cfg.render.offload,
-        decode_chunk=cfg.render.decode_chunk,
-    )
+    module = make_renderer(cfg, model, objective, tiling, param, seed=cfg.seed, init_canvas=None)
     timer = StepTimer(blend_repeats, probe, profile_from=warmup if profile else None)
     free_memory()
     with tempfile.TemporaryDirectory(prefix="bench_render_") as tmp:
@@ -754,7 +742,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="extra Hydra overrides for the RSS renders, e.g. render.blend_every=1",
     )
     args = parser.parse_args(argv)
-    args.warmup, args.timed = (1, 2) if args.quick else (2, 5)
+    args.warmup, args.timed = (1, 2) if args.quick else (2, 8)
     args.scale_warmup, args.scale_timed = (1, 2) if args.quick else (1, 3)
     args.blend_repeats = 1 if args.quick else 3
     args.scale_sizes = [512, 1024] if args.quick else [512, 1024, 2048, 4096]
@@ -772,10 +760,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for the render.py children
     load, cores = os.getloadavg()[0], os.cpu_count() or 1
     if not torch.cuda.is_available() and load > 0.5 * cores:
+        threads = torch.get_num_threads()
         print(
             f"warning: load average {load:.1f} on {cores} cores: other processes compete for the "
-            f"CPU, and with {torch.get_num_threads()} threads each their timings swing widely; "
-            f"rerun on an idle machine (or with --threads 1 for steadier ratios)"
+            f"CPU and timings will be noisy"
+            + (
+                f" (with {threads} threads they swing widely: rerun on an idle machine or with "
+                f"--threads 1 for steadier ratios)"
+                if threads > 1
+                else ""
+            )
         )
     register_configs()
     started = time.perf_counter()

@@ -1,14 +1,11 @@
 """scripts/render.py end to end, through the real command line."""
 
 import csv
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import run_render
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
 # Small and quick: a 2x2 grid of 64-pixel tiles, a few steps.
 TINY = [
     "tiling.base_size=[112,112]",
@@ -20,17 +17,6 @@ TINY = [
     "objective.channel=3",
     "trainer.accelerator=cpu",
 ]
-
-
-def run_render(*overrides: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "render.py"), *overrides],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=600,
-    )
 
 
 def test_tiny_render_writes_every_output(tmp_path):

@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
+from conftest import RENDER, ROOT, run_render
 from PIL import Image
 
 from render.models import efficientnet_lite0
 from render.objectives import channel
 from render.outputs import atomic_path
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = str(ROOT / "scripts" / "render.py")
 SMALL = [
     "tiling.base_size=[160,160]",
     "tiling.tile_size=[96,96]",
@@ -30,24 +29,13 @@ SMALL = [
 ]
 
 
-def render(*overrides: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, SCRIPT, *overrides],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=600,
-    )
-
-
 def test_killed_render_resumes_to_the_same_bytes(tmp_path):
     config = [*SMALL, "trainer.max_steps=24", "checkpoint.every_n_steps=4"]
-    render(*config, f"hydra.run.dir={tmp_path / 'whole'}")
+    run_render(*config, f"hydra.run.dir={tmp_path / 'whole'}")
 
     run_dir = tmp_path / "killed"
     process = subprocess.Popen(
-        [sys.executable, SCRIPT, *config, f"hydra.run.dir={run_dir}"],
+        [sys.executable, RENDER, *config, f"hydra.run.dir={run_dir}"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -61,13 +49,13 @@ def test_killed_render_resumes_to_the_same_bytes(tmp_path):
     assert checkpoint.exists() and not (run_dir / "render.png").exists(), "killed mid-render"
     assert not list(run_dir.glob("checkpoints/.*")), "no half-written checkpoint is left"
 
-    render(*config, "resume=true", f"hydra.run.dir={run_dir}")
+    run_render(*config, "resume=true", f"hydra.run.dir={run_dir}")
     whole = (tmp_path / "whole" / "render.png").read_bytes()
     assert (run_dir / "render.png").read_bytes() == whole
 
 
 def test_resume_without_a_checkpoint_starts_afresh(tmp_path):
-    render(*SMALL, "trainer.max_steps=2", "resume=true", f"hydra.run.dir={tmp_path}")
+    run_render(*SMALL, "trainer.max_steps=2", "resume=true", f"hydra.run.dir={tmp_path}")
     assert (tmp_path / "render.png").is_file()
 
 
@@ -82,7 +70,7 @@ def test_atomic_writes_leave_the_old_file_when_interrupted(tmp_path):
 
 
 def test_a_non_finite_render_stops_with_a_message_and_no_image(tmp_path):
-    result = render(
+    result = run_render(
         *SMALL,
         "trainer.max_steps=4",
         "param.init_std=1e38",
@@ -95,7 +83,7 @@ def test_a_non_finite_render_stops_with_a_message_and_no_image(tmp_path):
 
 
 def test_a_canvas_too_large_for_memory_is_refused_before_allocating(tmp_path):
-    result = render(
+    result = run_render(
         *SMALL, "tiling.base_size=[200000,200000]", f"hydra.run.dir={tmp_path}", check=False
     )
     assert result.returncode == 2
@@ -116,16 +104,17 @@ def channel_score(png: Path) -> float:
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_renders_as_well_as_one(tmp_path):
     # 9 tiles over 2 ranks: shards of 5 and 4, so rank 1 also takes an empty step per epoch.
-    steps = ["trainer.max_steps=18", "render.tiles_per_step=2", "tiling.tile_size=[64,64]"]
-    render(*SMALL, *steps, f"hydra.run.dir={tmp_path / 'one'}")
-    render(
-        *SMALL,
-        *steps,
+    config = [o for o in SMALL if not o.startswith(("tiling.tile_size", "render.tiles_per"))]
+    config += ["tiling.tile_size=[64,64]", "render.tiles_per_step=2"]
+    run_render(*config, "trainer.max_steps=18", f"hydra.run.dir={tmp_path / 'one'}")
+    run_render(
+        *config,
+        "trainer.max_steps=18",
         "trainer.devices=2",
         "trainer.strategy=ddp",
         f"hydra.run.dir={tmp_path / 'ddp'}",
     )
-    render(*SMALL, *steps[2:], "trainer.max_steps=0", f"hydra.run.dir={tmp_path / 'start'}")
+    run_render(*config, "trainer.max_steps=0", f"hydra.run.dir={tmp_path / 'start'}")
     start = channel_score(tmp_path / "start" / "render.png")
     one = channel_score(tmp_path / "one" / "render.png")
     ddp = channel_score(tmp_path / "ddp" / "render.png")

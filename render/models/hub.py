@@ -148,23 +148,21 @@ def torchvision_model(name: str, weights: str = "DEFAULT") -> FeatureModel:
     filename = os.path.basename(urlparse(chosen.url).path)
     folder = os.path.join(torch.hub.get_dir(), "checkpoints")
     cached = os.path.join(folder, filename)
-    if os.path.isfile(cached):
-        try:
-            network = torchvision.models.get_model(name, weights=chosen)
-        except _READ_ERRORS as exc:
+    was_cached = os.path.isfile(cached)
+    expected = _READ_ERRORS if was_cached else _DOWNLOAD_ERRORS
+    try:
+        network = torchvision.models.get_model(name, weights=chosen)
+    except expected as exc:
+        if was_cached:
             raise UserError(
                 f"cached weights {cached} for torchvision model {name!r} are unreadable "
                 f"({_short(exc)}); delete the file, or replace it with a copy of {chosen.url}"
             ) from exc
-    else:
-        try:
-            network = torchvision.models.get_model(name, weights=chosen)
-        except _DOWNLOAD_ERRORS as exc:
-            raise UserError(
-                f"weights {filename} for torchvision model {name!r} are not cached and could "
-                f"not be downloaded ({_short(exc)}); place {filename} in {folder} "
-                f"(download it from {chosen.url})"
-            ) from exc
+        raise UserError(
+            f"weights {filename} for torchvision model {name!r} are not cached and could "
+            f"not be downloaded ({_short(exc)}); place {filename} in {folder} "
+            f"(download it from {chosen.url})"
+        ) from exc
     mean, std = torchvision_normalisation(network, chosen)
     crop = chosen.transforms().crop_size
     return FeatureModel(
