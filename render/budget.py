@@ -32,12 +32,9 @@ def check_memory(
 ) -> None:
     """Raise UserError, before allocating, when the canvas cannot fit where it will live."""
     needed = bytes_needed(tiling, param, size)
-    on_gpu = not cfg.render.offload and cfg.trainer.get("accelerator", "auto") in (
-        "gpu",
-        "cuda",
-        "auto",
-    )
-    if on_gpu and torch.cuda.is_available():
+    accelerator = cfg.trainer.get("accelerator", "auto")
+    on_gpu = accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    if on_gpu and not cfg.render.offload:
         available, where = torch.cuda.mem_get_info()[0], "free GPU memory"
     else:
         available, where = psutil.virtual_memory().available, "available host memory"
@@ -47,5 +44,5 @@ def check_memory(
             f"{tiling.tiling_pattern()[1]}) needs about {needed / GIB:.1f} GiB but only "
             f"{available / GIB:.1f} GiB of {where} is left; use a smaller tiling.base_size, "
             f"larger tiles or less overlap"
-            + ("" if cfg.render.offload else ", or render.offload=true")
+            + (", or render.offload=true" if on_gpu and not cfg.render.offload else "")
         )

@@ -228,7 +228,7 @@ class RobustnessTransforms(torch.nn.Module):
             out = parts[0][1]
         else:
             order = torch.tensor(parts[0][0] + parts[1][0], device=images.device)
-            out = torch.cat([p for _, p in parts])[order]
+            out = torch.cat([p for _, p in parts])[torch.argsort(order)]
         return (out + self.pad_value).to(images.dtype)
 
     def extra_repr(self) -> str:

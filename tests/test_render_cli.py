@@ -56,6 +56,7 @@ def test_design_card_example_geometry(tmp_path):
         "tiling.base_size=[320,512]",
         "trainer.max_steps=1",
         "render.tiles_per_step=1",
+        "render.offload=true",
         "objective.layer=blocks.1.0",
         "trainer.accelerator=cpu",
         f"hydra.run.dir={tmp_path}",

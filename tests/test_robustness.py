@@ -122,3 +122,35 @@ def test_ddp_on_two_cpu_processes_renders_as_well_as_one(tmp_path):
     # Each rank optimised its own half of the tiles, and rank 0 wrote all of them.
     assert ddp > start + 0.5 and ddp > 0.7 * one
     assert len(list((tmp_path / "ddp").glob("render*.png"))) == 2
+
+
+@pytest.mark.slow
+def test_a_4096_canvas_stays_within_its_memory_budget(tmp_path):
+    """625 tiles of 224: the documented peak resident memory, 2.5 GB, holds."""
+    measure = (
+        "import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            measure,
+            sys.executable,
+            RENDER,
+            "tiling.base_size=[4096,4096]",
+            "trainer.max_steps=2",
+            "trainer.accelerator=cpu",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    peak_bytes = int(result.stdout.split()[-1]) * 1024
+    assert peak_bytes < 2.5e9
+    with Image.open(tmp_path / "render.png") as png:
+        assert png.size == (4096, 4096)
