@@ -134,39 +134,28 @@ class RobustnessTransforms(torch.nn.Module):
     def _theta(self, params: dict[str, Tensor], height: int, width: int) -> Tensor:
         """Return the [n, 2, 3] float64 ``affine_grid`` matrices of the drawn transforms.
 
-        In pixel indices (x right, y down; pixel centres at integers), output pixel (x, y) of a
-        tile comes from the jittered tile's pixel ``R (x + last - c) + c`` about its centre ``c``
-        (``R`` is TF.affine's inverse map: rotation by -angle, divided by scale), which is
-        input pixel ``... + first - pad``. With ``align_corners=False`` the normalised
-        coordinate of pixel ``i`` of a size-``s`` axis is ``(2 i + 1) / s - 1``, so pixel
-        ``i = (s u + s - 1) / 2`` for normalised ``u``; the map is conjugated by these.
+        In pixel indices (x right, y down, pixel centres at integers), with ``align_corners=
+        False`` pixel ``i`` of an axis of size ``s`` sits at normalised ``(2 i + 1) / s - 1``,
+        so normalised ``u`` of the output is ``s_out / 2 * u`` pixels from the output centre.
+        The final crop puts the output centre ``last - final_jitter / 2`` from the centre of the
+        warped tile; TF.affine samples ``M`` times that offset from the centre ``(size - 1) / 2``
+        of the jittered tile, where ``M = [[cos, sin], [-sin, cos]] / scale``; and the jittered
+        tile's pixel ``q`` is input pixel ``q + first - pad``.
         """
-        n = params["scale"].shape[0]
         out_h, out_w = self.output_size(height, width)
         mid_h, mid_w = out_h + self.final_jitter, out_w + self.final_jitter
-        f64 = torch.float64
-
-        def translate(tx: Tensor | float, ty: Tensor | float) -> Tensor:
-            m = torch.eye(3, dtype=f64).repeat(n, 1, 1)
-            m[:, 0, 2], m[:, 1, 2] = tx, ty
-            return m
-
-        def affine(ax: float, bx: float, ay: float, by: float) -> Tensor:
-            """``x -> ax * x + bx`` and ``y -> ay * y + by`` for every tile."""
-            m = torch.tensor([[ax, 0.0, bx], [0.0, ay, by], [0.0, 0.0, 1.0]], dtype=f64)
-            return m.expand(n, 3, 3)
-
-        first, last = params["first"].to(f64), params["last"].to(f64)
+        first, last = params["first"].to(torch.float64), params["last"].to(torch.float64)
         rad = torch.deg2rad(params["angle"])
         cos, sin = torch.cos(rad) / params["scale"], torch.sin(rad) / params["scale"]
-        rotate = torch.eye(3, dtype=f64).repeat(n, 1, 1)
-        rotate[:, 0, 0], rotate[:, 0, 1], rotate[:, 1, 0], rotate[:, 1, 1] = cos, sin, -sin, cos
-        cx, cy = (mid_w - 1) / 2, (mid_h - 1) / 2
-        from_out = affine(out_w / 2, (out_w - 1) / 2, out_h / 2, (out_h - 1) / 2)
-        to_centred = translate(last[:, 1] - cx, last[:, 0] - cy)
-        to_input = translate(cx + first[:, 1] - self.pad, cy + first[:, 0] - self.pad)
-        to_norm = affine(2 / width, 1 / width - 1, 2 / height, 1 / height - 1)
-        return (to_norm @ to_input @ rotate @ to_centred @ from_out)[:, :2]
+        # Offset of the output centre from the warp centre, then the input pixel it comes from.
+        dx, dy = last[:, 1] - self.final_jitter / 2, last[:, 0] - self.final_jitter / 2
+        x0 = cos * dx + sin * dy + (mid_w - 1) / 2 + first[:, 1] - self.pad
+        y0 = -sin * dx + cos * dy + (mid_h - 1) / 2 + first[:, 0] - self.pad
+        theta = [
+            [cos * out_w / width, sin * out_h / width, (2 * x0 + 1) / width - 1],
+            [-sin * out_w / height, cos * out_h / height, (2 * y0 + 1) / height - 1],
+        ]
+        return torch.stack([torch.stack(row, dim=-1) for row in theta], dim=-2)
 
     def _keep_first_crop(self, params: dict[str, Tensor], images: Tensor) -> Tensor:
         """Return [n, 1, H, W] ones inside each tile's first-jitter crop, zeros outside.

@@ -250,16 +250,19 @@ def test_gradients_flow() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "n"),
     [
-        {"pad": 2, "jitter": 1, "scales": [1.1, 0.9], "angles": [7, -7], "final_jitter": 1},
-        {"pad": 1, "jitter": 3, "scales": [1, 0.9], "angles": [0, 7], "final_jitter": 1},
-        {"pad": 1, "jitter": 2, "scales": [1], "angles": [0], "final_jitter": 1},
+        ({"pad": 2, "jitter": 1, "scales": [1.1, 0.9], "angles": [7, -7], "final_jitter": 1}, 2),
+        # Seed 0 draws three warped tiles and one shift here: both sampling paths at once.
+        ({"pad": 1, "jitter": 3, "scales": [1, 0.9], "angles": [0, 7], "final_jitter": 1}, 4),
+        ({"pad": 1, "jitter": 2, "scales": [1], "angles": [0], "final_jitter": 1}, 2),
     ],
 )
-def test_gradient_matches_finite_differences(kwargs) -> None:
+def test_gradient_matches_finite_differences(kwargs, n: int) -> None:
     t = RobustnessTransforms(**kwargs)
-    x = _images(4, 6, 7).double().requires_grad_(True)
+    if n == 4:
+        assert _is_shift(t, 0, n) == [False, False, False, True]
+    x = _images(n, 6, 7).double().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda v: t(v, _seeded(0)), (x,))
 
 
