@@ -22,9 +22,11 @@ class TileBatches:
     """Batches of tile indices: each epoch visits every tile of this rank's shard once.
 
     Batch ``k`` is a pure function of (seed, rank, k); the position is the only state, so a
-    resumed render continues with exactly the batches it would have had. Tiles are sharded
-    across ranks by index (rank r owns r, r + W, ...); every rank yields the same number of
-    batches per epoch so that ranks stay in step (a shorter shard may yield an empty batch).
+    resumed render continues with exactly the batches it would have had. An epoch is split
+    into batches of nearly equal size (9 tiles at 8 per step: 5 + 4, not 8 + 1). Tiles are
+    sharded across ranks by index (rank r owns r, r + W, ...); every rank yields the same
+    number of batches per epoch so that ranks stay in step (a tiny shard may yield an empty
+    batch).
     """
 
     def __init__(
@@ -43,7 +45,7 @@ class TileBatches:
         order = torch.randperm(
             len(self.shard), generator=step_generator(self.seed, -1 - epoch, self.rank)
         )
-        return self.shard[order[j * self.tiles_per_step : (j + 1) * self.tiles_per_step]]
+        return self.shard[order.tensor_split(self.batches_per_epoch)[j]]
 
     def __len__(self) -> int:
         return self.batches_per_epoch

@@ -101,7 +101,7 @@ def test_each_epoch_visits_every_tile_once_and_batches_are_seeded():
     loader = TileBatches(10, 3, seed=5)
     epoch = [loader.batch(k).tolist() for k in range(len(loader))]
     assert sorted(i for batch in epoch for i in batch) == list(range(10))
-    assert [len(b) for b in epoch] == [3, 3, 3, 1]
+    assert [len(b) for b in epoch] == [3, 3, 2, 2]
     again = TileBatches(10, 3, seed=5)
     assert [again.batch(k).tolist() for k in range(8)] == [
         loader.batch(k).tolist() for k in range(8)
@@ -112,6 +112,24 @@ def test_each_epoch_visits_every_tile_once_and_batches_are_seeded():
     assert {len(s) for s in shards} == {2}, "ranks stay in step"
     seen = sorted(i for s in shards for k in range(2) for i in s.batch(k).tolist())
     assert seen == list(range(10))
+    tiny = TileBatches(3, 1, seed=5, rank=1, world_size=2)
+    assert [tiny.batch(k).tolist() for k in range(len(tiny))] == [[1], []]
+
+
+class EmptyBatches(TileBatches):
+    """What a rank whose shard ran out yields."""
+
+    def batch(self, k):
+        return torch.zeros(0, dtype=torch.long)
+
+
+def test_an_empty_batch_still_counts_a_step_and_moves_nothing(model, monkeypatch):
+    renderer = make_renderer(model, channel("blocks.2.0", 3))
+    monkeypatch.setattr("render.renderer.TileBatches", EmptyBatches)
+    before = renderer.store.params.clone()
+    trainer = fit(renderer, 3)
+    assert trainer.global_step == 3, "ranks with and without tiles stay in step"
+    assert torch.equal(renderer.store.params, before)
 
 
 def test_blend_makes_overlaps_agree_and_keeps_the_canvas(model):

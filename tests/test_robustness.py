@@ -103,7 +103,7 @@ def channel_score(png: Path) -> float:
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_renders_as_well_as_one(tmp_path):
-    # 9 tiles over 2 ranks: shards of 5 and 4, so rank 1 also takes an empty step per epoch.
+    # 9 tiles over 2 ranks: shards of 5 and 4 that step in lockstep (batches 2+2+1, 2+1+1).
     config = [o for o in SMALL if not o.startswith(("tiling.tile_size", "render.tiles_per"))]
     config += ["tiling.tile_size=[64,64]", "render.tiles_per_step=2"]
     run_render(*config, "trainer.max_steps=18", f"hydra.run.dir={tmp_path / 'one'}")
