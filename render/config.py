@@ -196,6 +196,8 @@ class AdamConfig:
     lr: float = 0.05
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
+    # One kernel per step instead of a dozen: several times faster on CPU and GPU.
+    fused: bool = True
 
 
 SCHEMAS: dict[str, dict[str, type]] = {

@@ -26,6 +26,8 @@ class TileStore:
         self.pin_memory = pin_memory
         # Tensor state shaped like a parameter row ([T, ...]) or one scalar per tile ([T]).
         self.state: dict[str, Tensor] = {}
+        # Where the optimiser keeps each scalar (plain Adam: the CPU; fused Adam: the device).
+        self.scalar_devices: dict[str, torch.device] = {}
 
     @property
     def num_tiles(self) -> int:
@@ -47,7 +49,7 @@ class TileStore:
                 values = rows[idx]
                 if not bool((values == values[0]).all()):
                     raise RuntimeError(f"tiles of one batch disagree on optimiser state {key!r}")
-                state[key] = values[0].clone()
+                state[key] = values[0].to(self.scalar_devices[key], copy=True)
             else:
                 state[key] = self._gather(rows, idx, device)
         return param, state
@@ -61,6 +63,7 @@ class TileStore:
             if value.dim() == 0:
                 rows = self.state.setdefault(key, torch.zeros(self.num_tiles, dtype=value.dtype))
                 rows[idx] = value.detach().cpu()
+                self.scalar_devices[key] = value.device
             else:
                 rows = self.state.get(key)
                 if rows is None:
@@ -71,6 +74,7 @@ class TileStore:
     def reset_state(self) -> None:
         """Drop the optimiser state."""
         self.state = {}
+        self.scalar_devices = {}
 
     def to(self, device: torch.device) -> None:
         """Move the rows (not the per-tile scalars, which optimisers keep on the CPU)."""
@@ -79,7 +83,8 @@ class TileStore:
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors to checkpoint."""
-        return {"params": self.params, "state": self.state}
+        devices = {key: str(device) for key, device in self.scalar_devices.items()}
+        return {"params": self.params, "state": self.state, "scalar_devices": devices}
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`, keeping this store's device and pinning."""
@@ -92,4 +97,7 @@ class TileStore:
         self.state = {
             key: value.to(self.params.device) if value.dim() > 1 else value.cpu()
             for key, value in saved["state"].items()
+        }
+        self.scalar_devices = {
+            key: torch.device(device) for key, device in saved["scalar_devices"].items()
         }
