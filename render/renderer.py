@@ -24,6 +24,15 @@ class NonFiniteError(UserError):
     """The objective or the image went to NaN/inf; the render stops before writing garbage."""
 
 
+def check_finite(values: Tensor, what: str) -> None:
+    """Stop the render, before anything is written, when ``values`` hold a NaN or an inf."""
+    if not bool(torch.isfinite(values).all()):
+        raise NonFiniteError(
+            f"{what} became non-finite; the render stops before writing it (the last "
+            f"checkpoint is intact); try a lower optim.lr or param.init_std"
+        )
+
+
 class TileRenderer(pl.LightningModule):
     """Optimises every tile of a ``TilingModule`` canvas against a feature objective.
 
@@ -116,26 +125,19 @@ class TileRenderer(pl.LightningModule):
             images, step_generator(self.seed, self.global_step, self.global_rank)
         )
         score = self.objective(self.model.capture(images, self.layers), images)
-        if not torch.isfinite(score):
-            raise NonFiniteError(
-                f"the objective became non-finite ({score.item()}) at step {self.global_step}; "
-                f"nothing was "
-                f"written for this step (the last checkpoint is intact); try a lower optim.lr"
-            )
+        check_finite(score, f"the objective at step {self.global_step}")
         optimizer.zero_grad()
         self.manual_backward(-score)
         optimizer.step()
-        if not torch.isfinite(param).all():
-            raise NonFiniteError(
-                f"tile parameters became non-finite at step {self.global_step}; nothing was "
-                f"written for this step (the last checkpoint is intact); try a lower optim.lr"
-            )
+        # Parameters that went non-finite here make the objective non-finite when their tiles
+        # come round again; before that, checkpoints, blends and outputs check the tiles.
         self.store.swap_out(idx, param, inner.state[param])
         inner.state.clear()
         self.log("objective", score.detach(), prog_bar=True, on_step=True, batch_size=len(idx))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.sync_store(with_state=True)
+        check_finite(self.store.params, f"the tile parameters at step {self.global_step}")
         checkpoint["state_dict"] = {
             k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("model.")
         }
@@ -171,6 +173,7 @@ class TileRenderer(pl.LightningModule):
         for start in self._chunks():
             chunk = rows[start : start + self.decode_chunk].to(self.device)
             pixels[start : start + self.decode_chunk] = self.param.decode(chunk).to(rows.device)
+        check_finite(pixels, f"the tiles at step {self.global_step}")
         return pixels
 
     @torch.no_grad()

@@ -9,7 +9,7 @@ import torch
 from render.models import efficientnet_lite0
 from render.objectives import channel, class_logit
 from render.params import FourierParam, PixelParam
-from render.renderer import TileRenderer
+from render.renderer import NonFiniteError, TileRenderer
 from render.schedule import TileBatches
 from render.transforms import NoTransforms, RobustnessTransforms
 from tiling import TilingModule
@@ -178,3 +178,12 @@ def test_a_class_visualisation_is_classified_as_that_class(model):
     logits = model(torch.nn.functional.interpolate(canvas, size=224, mode="area"))
     assert logits.argmax().item() == goldfish
     assert logits.softmax(-1)[0, goldfish] > 0.5
+
+
+def test_non_finite_tiles_are_never_checkpointed_or_blended(model):
+    renderer = make_renderer(model, channel("blocks.2.0", 3))
+    renderer.store.params[2, 0, 0, 0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match="tile parameters"):
+        renderer.on_save_checkpoint({"state_dict": {}})
+    with pytest.raises(NonFiniteError, match="tiles"):
+        renderer.blend()
