@@ -11,27 +11,39 @@ from render.params import Parameterization
 from tiling import TilingModule
 
 GIB = 2**30
-# Parameters, and Adam's two moments, for every tile.
-STORE_COPIES = 3
-# A blend decodes every tile and blends them in place (TilingModule.forward(out=)).
-PIXEL_COPIES = 1
+# Adam keeps two moments per parameter.
+STATE_COPIES = 2
 
 
-def bytes_needed(tiling: TilingModule, param: Parameterization, size: tuple[int, int]) -> int:
-    """Peak bytes of a render's canvas state: the tile store plus one blend."""
+def bytes_needed(
+    tiling: TilingModule,
+    param: Parameterization,
+    size: tuple[int, int],
+    state_dtype: torch.dtype = torch.float32,
+) -> int:
+    """Peak bytes of a render's canvas state: the tile store plus one blend.
+
+    A blend decodes every tile and blends them in place (``TilingModule.forward(out=)``)
+    through one canvas.
+    """
     tiles = tiling.num_tiles()
     h, w = param.tile_size
-    params = tiles * int(torch.Size(param.param_shape).numel()) * 4
+    elements = tiles * int(torch.Size(param.param_shape).numel())
+    state = STATE_COPIES * elements * state_dtype.itemsize
     pixels = tiles * 3 * h * w * 4
     canvas = 3 * size[0] * size[1] * 4
-    return STORE_COPIES * params + PIXEL_COPIES * pixels + canvas
+    return elements * 4 + state + pixels + canvas
 
 
 def check_memory(
-    tiling: TilingModule, param: Parameterization, size: tuple[int, int], cfg: DictConfig
+    tiling: TilingModule,
+    param: Parameterization,
+    size: tuple[int, int],
+    cfg: DictConfig,
+    state_dtype: torch.dtype,
 ) -> None:
     """Raise UserError, before allocating, when the canvas cannot fit where it will live."""
-    needed = bytes_needed(tiling, param, size)
+    needed = bytes_needed(tiling, param, size, state_dtype)
     accelerator = cfg.trainer.get("accelerator", "auto")
     on_gpu = accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
     if on_gpu and not cfg.render.offload:

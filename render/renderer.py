@@ -55,7 +55,8 @@ class TileRenderer(pl.LightningModule):
         seed: int,
         init_canvas: Tensor | None = None,
         offload: bool = False,
-        decode_chunk: int = 32,
+        decode_chunk: int = 8,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         """Set up the canvas from ``init_canvas`` (pixels in [0, 1]) or seeded noise."""
         super().__init__()
@@ -79,7 +80,9 @@ class TileRenderer(pl.LightningModule):
             pixels = tiling.split_into_tiles(init_canvas)
             params = torch.empty((pixels.shape[0], *param.param_shape))
             self._encode_into(pixels, params, torch.device("cpu"))
-        self.store = TileStore(params, pin_memory=offload and torch.cuda.is_available())
+        self.store = TileStore(
+            params, pin_memory=offload and torch.cuda.is_available(), state_dtype=state_dtype
+        )
         self.loader: TileBatches | None = None
 
     # --- Lightning hooks -------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 import torchvision.transforms.v2.functional as TF
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
@@ -28,6 +29,8 @@ from render.strategy import TileDDPStrategy
 from tiling import TilingModule
 
 log = logging.getLogger(__name__)
+
+STATE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 # Expected with a frozen model and a per-batch optimiser; they would only confuse users.
 for message in (
@@ -153,7 +156,15 @@ def make_renderer(
         init_canvas=init_canvas,
         offload=cfg.render.offload,
         decode_chunk=cfg.render.decode_chunk,
+        state_dtype=state_dtype(cfg.render.state_dtype),
     )
+
+
+def state_dtype(name: str) -> torch.dtype:
+    """``render.state_dtype`` as a torch dtype."""
+    if name not in STATE_DTYPES:
+        raise UserError(f"render.state_dtype must be one of {list(STATE_DTYPES)}, got {name!r}")
+    return STATE_DTYPES[name]
 
 
 def upsample(canvas: Tensor, size: tuple[int, int]) -> Tensor:
@@ -205,7 +216,7 @@ def render(cfg: DictConfig, run_dir: Path) -> Path:
             continue
         tiling = make_tiling(cfg.tiling, size)
         param = build(cfg.param, tile_size=tuple(tile))
-        check_memory(tiling, param, size, cfg)
+        check_memory(tiling, param, size, cfg, state_dtype(settings.state_dtype))
         if octave == start and ckpt is not None:
             init_canvas = None  # the checkpoint brings the canvas
         elif octave == 0:

@@ -20,10 +20,17 @@ class TileStore:
     both back. Tiles outside the batch are never touched, so no stale moment moves them.
     """
 
-    def __init__(self, params: Tensor, pin_memory: bool = False) -> None:
-        """Own ``params`` (one row per tile); ``pin_memory`` speeds host-to-device copies."""
+    def __init__(
+        self, params: Tensor, pin_memory: bool = False, state_dtype: torch.dtype | None = None
+    ) -> None:
+        """Own ``params`` (one row per tile); ``pin_memory`` speeds host-to-device copies.
+
+        ``state_dtype`` stores the optimiser's per-element state of idle tiles more compactly
+        (bfloat16 halves it); the optimiser still steps in the parameters' dtype.
+        """
         self.params = params.pin_memory() if pin_memory else params
         self.pin_memory = pin_memory
+        self.state_dtype = state_dtype or params.dtype
         # Tensor state shaped like a parameter row ([T, ...]) or one scalar per tile ([T]).
         self.state: dict[str, Tensor] = {}
         # Where the optimiser keeps each scalar (plain Adam: the CPU; fused Adam: the device).
@@ -51,7 +58,7 @@ class TileStore:
                     raise RuntimeError(f"tiles of one batch disagree on optimiser state {key!r}")
                 state[key] = values[0].to(self.scalar_devices[key], copy=True)
             else:
-                state[key] = self._gather(rows, idx, device)
+                state[key] = self._gather(rows, idx, device).to(self.params.dtype)
         return param, state
 
     def swap_out(self, idx: Tensor, param: Tensor, state: dict[str, Any]) -> None:
@@ -67,9 +74,9 @@ class TileStore:
             else:
                 rows = self.state.get(key)
                 if rows is None:
-                    rows = torch.zeros_like(self.params)
+                    rows = torch.zeros_like(self.params, dtype=self.state_dtype)
                     self.state[key] = rows
-                rows[idx] = value.detach().to(rows.device)
+                rows[idx] = value.detach().to(rows.device, rows.dtype)
 
     def reset_state(self) -> None:
         """Drop the optimiser state."""

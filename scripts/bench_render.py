@@ -71,7 +71,7 @@ from render.errors import UserError  # noqa: E402
 from render.models import FeatureModel  # noqa: E402
 from render.outputs import ProgressGif  # noqa: E402
 from render.renderer import TileRenderer  # noqa: E402
-from render.run import make_renderer, make_tiling, make_trainer  # noqa: E402
+from render.run import make_renderer, make_tiling, make_trainer, state_dtype  # noqa: E402
 from render.schedule import TileBatches, step_generator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -304,7 +304,7 @@ def run_fit(
     objective.validate(model.layer_channels())
     tiling = make_tiling(cfg.tiling, size)
     param = build(cfg.param, tile_size=tuple(tile))
-    check_memory(tiling, param, size, cfg)
+    check_memory(tiling, param, size, cfg, state_dtype(cfg.render.state_dtype))
     module = make_renderer(cfg, model, objective, tiling, param, seed=cfg.seed, init_canvas=None)
     timer = StepTimer(blend_repeats, probe, profile_from=warmup if profile else None)
     free_memory()
@@ -669,7 +669,8 @@ def part_scaling(
     for size in sizes:
         fit = fits[size]
         tiling = make_tiling(cfg.tiling, (size, size))
-        estimate = bytes_needed(tiling, param, (size, size)) / MB
+        states = state_dtype(cfg.render.state_dtype)
+        estimate = bytes_needed(tiling, param, (size, size), states) / MB
         rss, seconds, error = render_rss(size, args.rss_timeout, args.rss_overrides)
         rss_cells: list[object] = ["n/a", "n/a", "n/a"]
         if rss is not None:
