@@ -25,8 +25,13 @@ class NonFiniteError(UserError):
 
 
 def check_finite(values: Tensor, what: str) -> None:
-    """Stop the render, before anything is written, when ``values`` hold a NaN or an inf."""
-    if not bool(torch.isfinite(values).all()):
+    """Stop the render, before anything is written, when ``values`` hold a NaN or an inf.
+
+    Checked a block of rows at a time: ``isfinite`` of a whole canvas of tiles would need
+    temporaries larger than the tiles themselves.
+    """
+    blocks = values.reshape(1) if values.dim() == 0 else values.split(64)
+    if not all(bool(torch.isfinite(block).all()) for block in blocks):
         raise NonFiniteError(
             f"{what} became non-finite; the render stops before writing it (the last "
             f"checkpoint is intact); try a lower optim.lr or param.init_std"
@@ -152,15 +157,19 @@ class TileRenderer(pl.LightningModule):
     def on_train_end(self) -> None:
         self.sync_store(with_state=False)
 
-    def finish(self) -> None:
-        """After fit: keep only what the outputs need, in host memory.
+    def finish(self) -> Tensor:
+        """After fit: every tile decoded on the host; the tile store is let go.
 
-        The optimiser state matters only for resuming (checkpoints hold it), and Lightning
-        has moved the module back to the CPU, so the tiles follow it there.
+        The parameters and optimiser state matter only for resuming (checkpoints hold them),
+        and Lightning has moved the module back to the CPU; dropping the store before the
+        outputs are built keeps it out of the render's peak memory.
         """
         self.store.reset_state()
         self.store.to(torch.device("cpu"))
+        pixels = self.decode_all()
+        self.store.params = self.store.params.new_empty((0, *self.store.params.shape[1:]))
         release_free_memory()
+        return pixels
 
     # --- the canvas ------------------------------------------------------------------------
 

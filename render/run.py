@@ -239,17 +239,18 @@ def render(cfg: DictConfig, run_dir: Path) -> Path:
             *tile,
         )
         trainer.fit(module, ckpt_path=str(ckpt) if octave == start and ckpt else None)
-        module.finish()
+        pixels = module.finish()
         if octave + 1 < len(sizes):
-            canvas = module.canvas()
+            canvas = module.canvas(pixels)
     if trainer.is_global_zero:
-        write_outputs(module, run_dir, settings.border, gif)
+        write_outputs(module, pixels, run_dir, settings.border, gif)
     return run_dir / "render.png"
 
 
-def write_outputs(module: TileRenderer, run_dir: Path, border: int, gif: ProgressGif) -> None:
+def write_outputs(
+    module: TileRenderer, pixels: Tensor, run_dir: Path, border: int, gif: ProgressGif
+) -> None:
     """render.png, render_tiles.png and progress.gif; one full-size canvas alive at a time."""
-    pixels = module.decode_all()
     save_png(module.canvas(pixels), run_dir / "render.png")
     save_png(module.canvas(pixels, border=border), run_dir / "render_tiles.png")
     gif.save(run_dir / "progress.gif")

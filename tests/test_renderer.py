@@ -6,10 +6,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from render.errors import UserError
 from render.models import efficientnet_lite0
 from render.objectives import channel, class_logit
 from render.params import FourierParam, PixelParam
 from render.renderer import NonFiniteError, TileRenderer
+from render.run import state_dtype
 from render.schedule import TileBatches
 from render.transforms import NoTransforms, RobustnessTransforms
 from tiling import TilingModule
@@ -187,3 +189,30 @@ def test_non_finite_tiles_are_never_checkpointed_or_blended(model):
         renderer.on_save_checkpoint({"state_dict": {}})
     with pytest.raises(NonFiniteError, match="tiles"):
         renderer.blend()
+
+
+def test_idle_tiles_keep_their_optimiser_state_in_bfloat16(model):
+    tiling = TilingModule(64, 0.25, 96)
+    renderer = TileRenderer(
+        model=model,
+        objective=channel("blocks.2.0", 3),
+        param=FourierParam((64, 64)),
+        transforms=NoTransforms(),
+        tiling=tiling,
+        optimizer=partial(torch.optim.Adam, lr=0.05),
+        tiles_per_step=2,
+        seed=0,
+        state_dtype=torch.bfloat16,
+    )
+    fit(renderer, 2)
+    assert renderer.store.state["exp_avg"].dtype == torch.bfloat16
+    assert renderer.store.params.dtype == torch.float32
+    assert renderer.store.state["exp_avg"].abs().sum() > 0
+
+
+def test_state_dtype_names_are_checked():
+    assert state_dtype("bfloat16") is torch.bfloat16
+    with pytest.raises(
+        UserError, match=r"render.state_dtype must be one of \['float32', 'bfloat16'\]"
+    ):
+        state_dtype("float16")
