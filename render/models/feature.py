@@ -62,6 +62,8 @@ class FeatureModel(nn.Module):
         self._channels: dict[str, int] | None = None
         # name -> how often the module runs in one forward pass; capture keeps the last call.
         self._calls: dict[str, int] = {}
+        # name -> module, looked up on every capture (a plain dict: not registered twice).
+        self._by_name: dict[str, nn.Module] = dict(self.network.named_modules())
         super().train(False)
 
     def extra_repr(self) -> str:
@@ -188,7 +190,6 @@ class FeatureModel(nn.Module):
             self.check_layer(name)
         keep_going = LOGITS in wanted
         hooked = [name for name in wanted if name != LOGITS]
-        modules = dict(self.network.named_modules())
         captured: dict[str, Tensor] = {}
         seen = dict.fromkeys(hooked, 0)
 
@@ -206,7 +207,7 @@ class FeatureModel(nn.Module):
 
             return hook
 
-        handles = [modules[name].register_forward_hook(catcher(name)) for name in hooked]
+        handles = [self._by_name[name].register_forward_hook(catcher(name)) for name in hooked]
         try:
             logits = self(images)
         except _StopForward:
