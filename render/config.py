@@ -25,7 +25,7 @@ class TilingConfig:
     tile_size: list[int] = field(default_factory=lambda: [224, 224])
     # Floats are fractions of a tile, ints are pixels (TilingModule's rule).
     tile_overlap: list[Union[int, float]] = field(default_factory=lambda: [0.25, 0.25])  # noqa: UP007
-    # None takes the size of ``init.path`` (deep dream on a photo).
+    # None takes the size of ``init.path`` (init=image sets it so, unless given).
     base_size: list[int] | None = field(default_factory=lambda: [448, 448])
     placement: str = "grid"
     window: str = "linear"

@@ -72,7 +72,6 @@ def test_deep_dream_on_a_photo_takes_its_size_and_runs_octaves(tmp_path):
     run_render(
         "init=image",
         f"init.path={photo}",
-        "tiling.base_size=null",
         "objective=deepdream",
         "objective.layer=blocks.2.0",
         "tiling.tile_size=[64,64]",
