@@ -38,6 +38,7 @@ for message in (
     r".*does not have many workers.*",
     r".*GPU available but not used.*",
     r".*`training_step` returned `None`.*",
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
 ):
     warnings.filterwarnings("ignore", message=message)
 
