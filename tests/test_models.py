@@ -179,15 +179,6 @@ def test_unknown_layer_error_lists_close_matches(lite0: FeatureModel) -> None:
         lite0.capture(torch.rand(1, 3, 32, 32), ["conv_stme"])
 
 
-def test_channel_out_of_range_error(lite0: FeatureModel) -> None:
-    lite0.check_channel("conv_stem", 31)
-    for bad in (32, -1, 2.0):
-        with pytest.raises(UserError, match=rf"channel {bad} .*'conv_stem'.*0\.\.31"):
-            lite0.check_channel("conv_stem", bad)
-    with pytest.raises(UserError, match="unknown layer"):
-        lite0.check_channel("nope", 0)
-
-
 def test_capture_of_reused_module_gives_last_call_and_survives_inplace_ops() -> None:
     # torchvision's BasicBlock runs `relu` twice and does `out += identity` in place.
     model = from_module(torchvision.models.resnet18(weights=None), input_size=64)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
-import operator
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from render.errors import UserError
-
-LOGITS = "logits"
-"""Layer name that means the network output (its class logits)."""
+from render.objectives.activations import LOGITS
+from render.objectives.checks import check_layer
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -150,30 +147,8 @@ class FeatureModel(nn.Module):
         return self.layer_channels()[LOGITS]
 
     def check_layer(self, name: str) -> None:
-        """Raise UserError unless `name` is a hookable layer."""
-        known = self.layer_channels()
-        if name in known:
-            return
-        close = difflib.get_close_matches(str(name), list(known), n=5, cutoff=0.5)
-        hint = f"close matches: {', '.join(close)}" if close else f"{len(known)} layers exist"
-        raise UserError(
-            f"unknown layer {name!r} for model {self.name!r}; {hint} "
-            "(list them all with scripts/layers.py)"
-        )
-
-    def check_channel(self, layer: str, index: int) -> None:
-        """Raise UserError unless `index` is a valid channel of `layer`."""
-        self.check_layer(layer)
-        channels = self.layer_channels()[layer]
-        try:
-            position = None if isinstance(index, bool) else operator.index(index)
-        except TypeError:  # not an integer (numpy integers are fine)
-            position = None
-        if position is None or not 0 <= position < channels:
-            raise UserError(
-                f"channel {index!r} is out of range for layer {layer!r} of model {self.name!r}; "
-                f"valid channels are 0..{channels - 1}"
-            )
+        """Raise UserError unless `name` is a hookable layer (suggesting close names)."""
+        check_layer(name, self.layer_channels(), f"model {self.name!r}")
 
     def capture(self, images: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
         """Return the outputs of `layers` (and "logits" if named) for RGB images in [0, 1].
