@@ -34,10 +34,11 @@ def tile_starts(base: int, tile: int, stride: int, even: bool) -> List[int]:
 def _ramp(length: int, window: str) -> torch.Tensor:
     """Rising edge of a window over ``length`` overlapping pixels.
 
-    Samples at (k + 1) / (length + 1): strictly inside (0, 1), so every pixel of an overlap is
-    blended, and a rising ramp plus its mirror image sums to exactly 1 at every pixel.
+    Samples ``linspace(0, 1, length)``, the reference's ramp: a two-pixel overlap is a hard cut,
+    as the reference's masks are. The falling edge is ``1 - ramp`` (not its mirror image), so
+    even a one-pixel overlap keeps a partition of unity.
     """
-    t = torch.arange(1, length + 1, dtype=torch.float64) / (length + 1)
+    t = torch.linspace(0, 1, length, dtype=torch.float64)
     if window == "cosine":
         return torch.sin(t * (math.pi / 2)) ** 2
     return t
@@ -60,13 +61,71 @@ def tile_weights(starts: List[int], tile: int, base: int, window: str) -> torch.
         if k < count - 1:
             right = starts[k] + tile - starts[k + 1]
             if right > 0:
-                weights[k, tile - right :] *= _ramp(right, window).flip(0)
+                weights[k, tile - right :] *= 1 - _ramp(right, window)
     total = torch.zeros(base, dtype=torch.float64)
     for k in range(count):
         total[starts[k] : starts[k] + tile] += weights[k]
     for k in range(count):
         weights[k] = weights[k] / total[starts[k] : starts[k] + tile]
     return weights
+
+
+def complement_runs(starts: List[int], tile: int, base: int) -> List[List[int]]:
+    """Runs of pixels covered by exactly two tiles: ``[earlier, later, at_earlier, at_later, n]``.
+
+    On such a run the earlier tile's weight is taken as ``1 - w`` of the later tile's weight
+    ``w`` *in the working dtype* (see ``weights_in``): ``w + (1 - w)`` rounds to exactly 1 in
+    any binary floating-point format, so a constant comes back bit for bit where two tiles meet.
+    """
+    cover = [0] * base
+    for s in starts:
+        for p in range(s, s + tile):
+            cover[p] += 1
+    runs: List[List[int]] = []
+    for k in range(len(starts) - 1):
+        # Where at most two tiles meet, the pair is always two consecutive tiles.
+        lo, hi = starts[k + 1], min(starts[k] + tile, base)
+        p = lo
+        while p < hi:
+            if cover[p] != 2:
+                p += 1
+                continue
+            q = p
+            while q < hi and cover[q] == 2:
+                q += 1
+            runs.append([k, k + 1, p - starts[k], p - starts[k + 1], q - p])
+            p = q
+    return runs
+
+
+def weights_in(weights: torch.Tensor, runs: List[List[int]], dtype: torch.dtype) -> torch.Tensor:
+    """``tile_weights`` rounded to ``dtype`` so that every two-tile overlap sums to exactly 1."""
+    out = weights.to(dtype)
+    for r in runs:
+        out[r[0], r[2] : r[2] + r[4]] = 1 - out[r[1], r[3] : r[3] + r[4]]
+    return out
+
+
+def reference_ramps(starts: List[int], tile: int, base: int, ramp: int) -> List[List[int]]:
+    """The reference release's per-tile ``[zeros, ramp]`` mask description along one axis.
+
+    Kept as ``TilingModule._overlap`` for code written against the reference: its masks are
+    ``ramp`` pixels of ``linspace(0, 1)`` after ``zeros`` pixels of 0 on each inner edge (the
+    first tile repeats the second's entry). tiledream's own masks ramp over the whole overlap.
+    """
+    ramp = ramp if ramp > 1 else 0
+    out: List[List[int]] = []
+    for c in range(1, len(starts)):
+        zeros, size = 0, ramp
+        if c == len(starts) - 1:
+            zeros = starts[c - 1] + tile - ramp - starts[c]
+            # The reference ramps over the whole overlap of a lone pair of tiles.
+            if c == 1 and 2 * tile > base:
+                size, zeros = ramp + zeros, 0
+        if len(out) == 0:
+            out.append([zeros, size])
+        out.append([zeros, size])
+    return out
 
 
 def max_cover(starts: List[int], tile: int, base: int) -> int:

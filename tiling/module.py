@@ -1,5 +1,6 @@
 """``TilingModule``: split NCHW tensors into overlapping tiles and blend them back together."""
 
+import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -7,11 +8,14 @@ import torch
 from tiling.geometry import (
     PLACEMENTS,
     WINDOWS,
+    complement_runs,
     gather_runs,
     max_cover,
+    reference_ramps,
     scatter_slices,
     tile_starts,
     tile_weights,
+    weights_in,
 )
 
 Size = int | Sequence[int]
@@ -59,6 +63,13 @@ def _stride(tile: int, overlap: object) -> int:
     return stride
 
 
+def _ramp_pixels(tile: int, overlap: int | float) -> int:
+    """The reference's ramp length: ``ceil(tile * overlap)`` for a fraction, else the pixels."""
+    if isinstance(overlap, int):
+        return overlap
+    return math.ceil(tile * overlap)
+
+
 class TilingModule(torch.nn.Module):
     """Splits NCHW tensors into overlapping tiles of one size and blends tiles back together.
 
@@ -66,9 +77,18 @@ class TilingModule(torch.nn.Module):
     exact blending (the masks are a partition of unity for every geometry), batches of images,
     pixel overlaps, a cosine window, even placement, and separable masks that are never
     materialised while blending.
+
+    The reference's semi-private surface is kept for code that subclasses or inspects it:
+    ``_tile_size``, ``_tile_overlap``, ``_coords``, ``_overlap``, ``_calc_tile_coords`` and
+    ``_get_tiles_and_coords``, with the reference's values.
     """
 
-    _tile_size: List[int]
+    _tile_size: Tuple[int, int]
+    _coords: List[List[int]]
+    _overlap: List[List[List[int]]]
+    _ramps: List[int]
+    _runs_y: List[List[int]]
+    _runs_x: List[List[int]]
     _strides: List[int]
     _base_size: List[int]
     _starts_y: List[int]
@@ -97,9 +117,13 @@ class TilingModule(torch.nn.Module):
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
         if window not in WINDOWS:
             raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
-        self._tile_size = _sizes("tile_size", tile_size)
+        sizes = _sizes("tile_size", tile_size)
+        self._tile_size = (sizes[0], sizes[1])
         overlaps = _pair("tile_overlap", tile_overlap)
-        self._strides = [_stride(t, o) for t, o in zip(self._tile_size, overlaps, strict=True)]
+        self._strides = [_stride(t, o) for t, o in zip(sizes, overlaps, strict=True)]
+        # As given (fractions or pixels), like the reference's attribute.
+        self._tile_overlap = (overlaps[0], overlaps[1])
+        self._ramps = [_ramp_pixels(t, o) for t, o in zip(sizes, overlaps, strict=True)]
         self._even = placement == "even"
         self._window = window
         base = _sizes("base_size", base_size)
@@ -115,18 +139,35 @@ class TilingModule(torch.nn.Module):
         self._base_size = [height, width]
         self._starts_y = tile_starts(height, th, self._strides[0], self._even)
         self._starts_x = tile_starts(width, tw, self._strides[1], self._even)
+        self._coords = [self._starts_y, self._starts_x]
+        self._overlap = [
+            reference_ramps(self._starts_y, th, height, self._ramps[0]),
+            reference_ramps(self._starts_x, tw, width, self._ramps[1]),
+        ]
         self._weights_y = tile_weights(self._starts_y, th, height, self._window)
         self._weights_x = tile_weights(self._starts_x, tw, width, self._window)
+        self._runs_y = complement_runs(self._starts_y, th, height)
+        self._runs_x = complement_runs(self._starts_x, tw, width)
         self._max_cover = max_cover(self._starts_y, th, height) * max_cover(
             self._starts_x, tw, width
         )
         self._gather_y = gather_runs(self._starts_y)
         self._gather_x = gather_runs(self._starts_x)
-        self._scatter_y = scatter_slices(self._starts_y, th, self._weights_y)
-        self._scatter_x = scatter_slices(self._starts_x, tw, self._weights_x)
-        # Weights converted to the last dtype and device used; geometry-only, so kept.
-        self._cast_y = self._weights_y
-        self._cast_x = self._weights_x
+        self._scatter_y = scatter_slices(
+            self._starts_y, th, self._weight_signature(self._weights_y, self._runs_y)
+        )
+        self._scatter_x = scatter_slices(
+            self._starts_x, tw, self._weight_signature(self._weights_x, self._runs_x)
+        )
+        # Weights in the last dtype and device used; geometry-only, so kept.
+        self._cast_y = weights_in(self._weights_y, self._runs_y, torch.float64)
+        self._cast_x = weights_in(self._weights_x, self._runs_x, torch.float64)
+
+    def _weight_signature(self, weights: torch.Tensor, runs: List[List[int]]) -> torch.Tensor:
+        """Tiles may share a weight patch only if they agree in every dtype that blends."""
+        wide = weights_in(weights, runs, torch.float64)
+        narrow = weights_in(weights, runs, torch.float32).to(torch.float64)
+        return torch.cat([wide, narrow], 1)
 
     @torch.jit.export
     def num_tiles(self) -> int:
@@ -147,12 +188,57 @@ class TilingModule(torch.nn.Module):
                 coords.append([y, x])
         return coords
 
+    @torch.jit.export
+    def _calc_tile_coords(
+        self, d: int, tile_dim: int, overlap: float = 0.0
+    ) -> Tuple[List[int], List[List[int]]]:
+        """The reference's tile starts and ``[zeros, ramp]`` entries along one axis of ``d``."""
+        if tile_dim >= d:
+            return [0], torch.jit.annotate(List[List[int]], [])
+        stride = int(tile_dim * (1.0 - overlap))
+        if stride < 1 or overlap < 0.0:
+            raise ValueError(
+                f"overlap must be a fraction in [0, 1) that leaves a stride for a tile of "
+                f"{tile_dim} pixels, got {overlap}"
+            )
+        starts = tile_starts(d, tile_dim, stride, False)
+        return starts, reference_ramps(starts, tile_dim, d, math.ceil(tile_dim * overlap))
+
+    @torch.jit.export
+    def _get_tiles_and_coords(
+        self, tensor: torch.Tensor
+    ) -> Tuple[torch.Tensor, List[List[int]], List[List[List[int]]]]:
+        """Tiles of ``tensor`` with their ``[y_starts, x_starts]`` and ``_overlap`` entries.
+
+        Unlike ``split_into_tiles`` it leaves the module's geometry alone (the reference's
+        subclassing hook), so an image of another size is cut per tile on the side.
+        """
+        self._check_4d(tensor, "tensor")
+        height, width = tensor.shape[2], tensor.shape[3]
+        if height == self._base_size[0] and width == self._base_size[1]:
+            return self._split(tensor), self._coords, self._overlap
+        th, tw = self._tile_size[0], self._tile_size[1]
+        if th > height or tw > width:
+            raise ValueError(f"tile_size [{th}, {tw}] must fit in the image [{height}, {width}]")
+        ys = tile_starts(height, th, self._strides[0], self._even)
+        xs = tile_starts(width, tw, self._strides[1], self._even)
+        windows: List[torch.Tensor] = []
+        for y in ys:
+            for x in xs:
+                windows.append(tensor[:, :, y : y + th, x : x + tw])
+        tiles = torch.stack(windows, 1).flatten(0, 1)
+        overlaps = [
+            reference_ramps(ys, th, height, self._ramps[0]),
+            reference_ramps(xs, tw, width, self._ramps[1]),
+        ]
+        return tiles, [ys, xs], overlaps
+
     def _weights(
         self, dtype: torch.dtype, device: torch.device
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         if self._cast_y.dtype != dtype or self._cast_y.device != device:
-            self._cast_y = self._weights_y.to(device=device, dtype=dtype)
-            self._cast_x = self._weights_x.to(device=device, dtype=dtype)
+            self._cast_y = weights_in(self._weights_y, self._runs_y, dtype).to(device)
+            self._cast_x = weights_in(self._weights_x, self._runs_x, dtype).to(device)
         return self._cast_y, self._cast_x
 
     def _check_4d(self, x: torch.Tensor, name: str) -> None:
@@ -250,7 +336,7 @@ class TilingModule(torch.nn.Module):
         return dtype
 
     def _draw_borders(
-        self, canvas: torch.Tensor, drawn: int, border: int, colors: Optional[List[float]]
+        self, canvas: torch.Tensor, border: int, colors: Optional[List[float]]
     ) -> torch.Tensor:
         c = canvas.shape[1]
         if border <= 0:
@@ -266,7 +352,7 @@ class TilingModule(torch.nn.Module):
         th, tw = self._tile_size[0], self._tile_size[1]
         mask = torch.zeros(self._base_size, dtype=torch.bool, device=canvas.device)
         cols = len(self._starts_x)
-        for k in range(drawn):
+        for k in range(self.num_tiles()):
             y, x = self._starts_y[k // cols], self._starts_x[k % cols]
             mask[y : y + border, x : x + tw] = True
             mask[y + th - border : y + th, x : x + tw] = True
@@ -288,10 +374,9 @@ class TilingModule(torch.nn.Module):
         if weighted and not tiles.is_floating_point():
             raise TypeError(f"blending needs floating-point tiles, got {tiles.dtype}")
         canvas = self._place(tiles, weighted)
-        if border is not None:
-            canvas = self._draw_borders(
-                canvas, min(tiles.shape[0], self.num_tiles()), border, colors
-            )
+        # Like the reference, a partial stack (an animation frame) is drawn without borders.
+        if border is not None and tiles.shape[0] >= self.num_tiles():
+            canvas = self._draw_borders(canvas, border, colors)
         return canvas
 
     @torch.jit.export
@@ -312,8 +397,8 @@ class TilingModule(torch.nn.Module):
         """Blend masks, one per tile, [num_tiles, channels, tile_h, tile_w]; they sum to 1."""
         if channels <= 0:
             raise ValueError(f"channels must be positive, got {channels}")
-        wy = self._weights_y.to(device=device, dtype=dtype)
-        wx = self._weights_x.to(device=device, dtype=dtype)
+        wy = weights_in(self._weights_y, self._runs_y, dtype).to(device)
+        wx = weights_in(self._weights_x, self._runs_x, dtype).to(device)
         masks = wy[:, None, :, None] * wx[None, :, None, :]
         th, tw = self._tile_size[0], self._tile_size[1]
         masks = masks.reshape(self.num_tiles(), 1, th, tw)
@@ -329,7 +414,8 @@ class TilingModule(torch.nn.Module):
         """Sum tiles into full images without blending; ``border`` outlines the tiles."""
         return self._rebuild(tiles, False, border, colors)
 
-    @torch.jit.export
+    # Not exported: TorchScript drops the defaults of exported methods for calls from other
+    # methods, and subclasses call ``self.rebuild_with_masks(x)``. ``forward`` compiles it.
     def rebuild_with_masks(
         self,
         tiles: torch.Tensor,
@@ -358,7 +444,7 @@ class TilingModule(torch.nn.Module):
                 f"out must match the tiles' shape {list(x.shape)} and dtype {x.dtype}, "
                 f"got {list(out.shape)} and {out.dtype}"
             )
-        return self._split(self._place(x, True), out)
+        return self._split(self.rebuild_with_masks(x), out)
 
     def extra_repr(self) -> str:
         return (
