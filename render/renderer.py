@@ -24,6 +24,13 @@ class NonFiniteError(UserError):
     """The objective or the image went to NaN/inf; the render stops before writing garbage."""
 
 
+def _nonfinite(what: str) -> NonFiniteError:
+    return NonFiniteError(
+        f"{what} became non-finite; the render stops before writing it (the last "
+        f"checkpoint is intact); try a lower optim.lr or param.init_std"
+    )
+
+
 def check_finite(values: Tensor, what: str) -> None:
     """Stop the render, before anything is written, when ``values`` hold a NaN or an inf.
 
@@ -32,10 +39,7 @@ def check_finite(values: Tensor, what: str) -> None:
     """
     blocks = values.reshape(1) if values.dim() == 0 else values.split(64)
     if not all(bool(torch.isfinite(block).all()) for block in blocks):
-        raise NonFiniteError(
-            f"{what} became non-finite; the render stops before writing it (the last "
-            f"checkpoint is intact); try a lower optim.lr or param.init_std"
-        )
+        raise _nonfinite(what)
 
 
 class TileRenderer(pl.LightningModule):
@@ -89,6 +93,10 @@ class TileRenderer(pl.LightningModule):
             params, pin_memory=offload and torch.cuda.is_available(), state_dtype=state_dtype
         )
         self.loader: TileBatches | None = None
+        # Each step's objective stays on the device until it is read in bulk (see drain_scores):
+        # reading it every step would make every step wait for the device.
+        self._scores: list[tuple[int, Tensor]] = []
+        self._last_score: float | None = None
 
     # --- Lightning hooks -------------------------------------------------------------------
 
@@ -115,10 +123,14 @@ class TileRenderer(pl.LightningModule):
         assert self.loader is not None
         self.loader.position = self.global_step
 
+    def transfer_batch_to_device(self, batch: Tensor, device: torch.device, _: int) -> Tensor:
+        # Tile indices stay on the host: the store moves them without waiting for the device.
+        return batch
+
     def training_step(self, idx: Tensor, batch_idx: int) -> None:
+        """One optimiser step on one batch of tiles; nothing here waits for the device."""
         optimizer = self.optimizers()
         inner = optimizer.optimizer
-        idx = idx.cpu()
         if len(idx) == 0:
             inner.param_groups[0]["params"] = []
             optimizer.step()  # keeps the step count in line with the other ranks
@@ -133,7 +145,7 @@ class TileRenderer(pl.LightningModule):
             images, step_generator(self.seed, self.global_step, self.global_rank)
         )
         score = self.objective(self.model.capture(images, self.layers), images)
-        check_finite(score, f"the objective at step {self.global_step}")
+        self._scores.append((self.global_step, score.detach()))
         optimizer.zero_grad()
         self.manual_backward(-score)
         optimizer.step()
@@ -141,9 +153,37 @@ class TileRenderer(pl.LightningModule):
         # come round again; before that, checkpoints, blends and outputs check the tiles.
         self.store.swap_out(idx, param, inner.state[param])
         inner.state.clear()
-        self.log("objective", score.detach(), prog_bar=True, on_step=True, batch_size=len(idx))
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.global_step % self.trainer.log_every_n_steps == 0:
+            self.drain_scores()
+        if self._last_score is not None:
+            # A host float: the progress bar shows it without touching the device.
+            self.log("objective", self._last_score, prog_bar=True, logger=False, batch_size=1)
+
+    def drain_scores(self) -> None:
+        """Read the objectives of the steps so far in one transfer, stop if any is non-finite,
+        and write them to the loggers, one row per step.
+
+        Runs every ``trainer.log_every_n_steps`` steps and before every blend, checkpoint and
+        output, so nothing is written after a non-finite objective.
+        """
+        if not self._scores:
+            return
+        steps = [step for step, _ in self._scores]
+        values = torch.stack([score for _, score in self._scores]).float().cpu()
+        self._scores = []
+        finite = torch.isfinite(values)
+        if not bool(finite.all()):
+            first = steps[int((~finite).nonzero()[0])]
+            raise _nonfinite(f"the objective at step {first}")
+        for step, value in zip(steps, values.tolist(), strict=True):
+            for logger in self.loggers:
+                logger.log_metrics({"objective": value}, step=step)
+        self._last_score = values[-1].item()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.drain_scores()
         self.sync_store(with_state=True)
         check_finite(self.store.params, f"the tile parameters at step {self.global_step}")
         checkpoint["state_dict"] = {
@@ -155,6 +195,7 @@ class TileRenderer(pl.LightningModule):
         self.store.load_state_dict(checkpoint["tile_store"])
 
     def on_train_end(self) -> None:
+        self.drain_scores()
         self.sync_store(with_state=False)
 
     def finish(self) -> Tensor:
@@ -198,6 +239,7 @@ class TileRenderer(pl.LightningModule):
     @torch.no_grad()
     def blend(self) -> Tensor:
         """Blend the overlaps with ``TilingModule.forward``; returns the blended pixel tiles."""
+        self.drain_scores()
         self.sync_store(with_state=False)
         pixels = self.decode_all()
         self.tiling(pixels, out=pixels)
@@ -219,7 +261,7 @@ class TileRenderer(pl.LightningModule):
             return
         tensors = [self.store.params]
         if with_state:
-            tensors += [v for v in self.store.state.values() if v.dim() > 1]
+            tensors += [*self.store.state.values(), self.store.updates]
         for rows in tensors:
             _all_gather_shards(rows, self.device)
 

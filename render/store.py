@@ -31,10 +31,14 @@ class TileStore:
         self.params = params.pin_memory() if pin_memory else params
         self.pin_memory = pin_memory
         self.state_dtype = state_dtype or params.dtype
-        # Tensor state shaped like a parameter row ([T, ...]) or one scalar per tile ([T]).
+        # Tensor state shaped like a parameter row ([T, ...]) or one scalar per tile ([T]); the
+        # scalars stay where the optimiser keeps them (plain Adam: the CPU; fused Adam: the
+        # device), so a step never copies one back to the host.
         self.state: dict[str, Tensor] = {}
-        # Where the optimiser keeps each scalar (plain Adam: the CPU; fused Adam: the device).
         self.scalar_devices: dict[str, torch.device] = {}
+        # Optimiser steps taken by each tile, counted on the host: a batch's tiles must agree
+        # on their scalar state, and this checks it without reading the device.
+        self.updates = torch.zeros(params.shape[0], dtype=torch.int64)
 
     @property
     def num_tiles(self) -> int:
@@ -42,46 +46,59 @@ class TileStore:
         return self.params.shape[0]
 
     def _gather(self, rows: Tensor, idx: Tensor, device: torch.device) -> Tensor:
-        batch = rows[idx]
+        batch = rows[_index_for(rows, idx)]
         if self.pin_memory and device.type == "cuda":
             return batch.pin_memory().to(device, non_blocking=True)
         return batch.to(device)
 
     def swap_in(self, idx: Tensor, device: torch.device) -> tuple[nn.Parameter, dict[str, Any]]:
-        """A parameter holding rows ``idx`` on ``device`` and the optimiser state of those rows."""
+        """A parameter holding rows ``idx`` (a CPU tensor) on ``device`` and their optimiser state.
+
+        Nothing here waits for the device (unless the rows are offloaded to the host).
+        """
+        counts = self.updates[idx]
+        if not torch.equal(counts, counts[:1].expand_as(counts)):
+            raise RuntimeError(f"tiles {idx.tolist()} of one batch have taken different steps")
         param = nn.Parameter(self._gather(self.params, idx, device))
         state: dict[str, Any] = {}
         for key, rows in self.state.items():
             if rows.dim() == 1:
-                values = rows[idx]
-                if not bool((values == values[0]).all()):
-                    raise RuntimeError(f"tiles of one batch disagree on optimiser state {key!r}")
-                state[key] = values[0].to(self.scalar_devices[key], copy=True)
+                first = rows.index_select(0, _index_for(rows, idx[:1])).squeeze(0)
+                state[key] = first.to(self.scalar_devices[key], copy=True)
             else:
                 state[key] = self._gather(rows, idx, device).to(self.params.dtype)
         return param, state
 
     def swap_out(self, idx: Tensor, param: Tensor, state: dict[str, Any]) -> None:
-        """Write a stepped batch and its optimiser state back into rows ``idx``."""
-        self.params[idx] = param.detach().to(self.params.device)
+        """Write a stepped batch and its optimiser state back into rows ``idx`` (a CPU tensor).
+
+        With offloaded rows the write-back to the host waits for the step to finish: the one
+        sync per step that a canvas larger than the device costs.
+        """
+        self.params[_index_for(self.params, idx)] = param.detach().to(self.params.device)
+        self.updates[idx] += 1
         for key, value in state.items():
             if not isinstance(value, Tensor):
                 continue
             if value.dim() == 0:
-                rows = self.state.setdefault(key, torch.zeros(self.num_tiles, dtype=value.dtype))
-                rows[idx] = value.detach().cpu()
+                rows = self.state.get(key)
+                if rows is None:
+                    rows = torch.zeros(self.num_tiles, dtype=value.dtype, device=value.device)
+                    self.state[key] = rows
+                rows[_index_for(rows, idx)] = value.detach()
                 self.scalar_devices[key] = value.device
             else:
                 rows = self.state.get(key)
                 if rows is None:
                     rows = torch.zeros_like(self.params, dtype=self.state_dtype)
                     self.state[key] = rows
-                rows[idx] = value.detach().to(rows.device, rows.dtype)
+                rows[_index_for(rows, idx)] = value.detach().to(rows.device, rows.dtype)
 
     def reset_state(self) -> None:
-        """Drop the optimiser state."""
+        """Drop the optimiser state (a new octave starts its tiles' optimisers afresh)."""
         self.state = {}
         self.scalar_devices = {}
+        self.updates.zero_()
 
     def to(self, device: torch.device) -> None:
         """Move the rows (not the per-tile scalars, which optimisers keep on the CPU)."""
@@ -91,7 +108,12 @@ class TileStore:
     def state_dict(self) -> dict[str, Any]:
         """Tensors to checkpoint."""
         devices = {key: str(device) for key, device in self.scalar_devices.items()}
-        return {"params": self.params, "state": self.state, "scalar_devices": devices}
+        return {
+            "params": self.params,
+            "state": self.state,
+            "scalar_devices": devices,
+            "updates": self.updates,
+        }
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`, keeping this store's device and pinning."""
@@ -101,10 +123,21 @@ class TileStore:
                 f"needs {list(self.params.shape)}"
             )
         self.params.copy_(saved["params"])
-        self.state = {
-            key: value.to(self.params.device) if value.dim() > 1 else value.cpu()
-            for key, value in saved["state"].items()
-        }
         self.scalar_devices = {
             key: torch.device(device) for key, device in saved["scalar_devices"].items()
         }
+        self.state = {
+            key: value.to(self.params.device if value.dim() > 1 else self.scalar_devices[key])
+            for key, value in saved["state"].items()
+        }
+        self.updates = saved["updates"].cpu()
+
+
+def _index_for(rows: Tensor, idx: Tensor) -> Tensor:
+    """``idx`` (CPU) where ``rows`` live: a pinned, asynchronous copy, so no step waits for it.
+
+    Indexing a device tensor with a CPU index would copy the index synchronously.
+    """
+    if rows.device.type == "cpu":
+        return idx
+    return idx.pin_memory().to(rows.device, non_blocking=True)

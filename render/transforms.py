@@ -163,9 +163,10 @@ class RobustnessTransforms(torch.nn.Module):
         Only needed when ``jitter > pad``: otherwise every crop holds the whole image.
         """
         height, width = images.shape[-2:]
-        lo = (params["first"] - self.pad).to(images.device)
+        # Host-to-device copies here and below never wait for the device (non_blocking).
+        lo = (params["first"] - self.pad).to(images.device, non_blocking=True)
         size = torch.tensor([height, width]) + 2 * self.pad - self.jitter
-        hi = lo + size.to(images.device)
+        hi = lo + size.to(images.device, non_blocking=True)
         rows = torch.arange(height, device=images.device)
         cols = torch.arange(width, device=images.device)
         keep_r = (rows >= lo[:, :1]) & (rows < hi[:, :1])
@@ -191,14 +192,18 @@ class RobustnessTransforms(torch.nn.Module):
 
         dtype = torch.promote_types(images.dtype, torch.float32)
         shifted = images.to(dtype) - self.pad_value
-        theta = self._theta(params, height, width).to(device=images.device, dtype=dtype)
+        theta = self._theta(params, height, width).to(dtype).to(images.device, non_blocking=True)
         warped = ((params["scale"] != 1) | (params["angle"] != 0)).tolist()
         if self.jitter > self.pad and any(warped):
             # A warp can reach past the first crop, which held pad_value there, into the image.
             shifted = shifted * self._keep_first_crop(params, shifted)
 
         def sample(idx: list[int], mode: str) -> Tensor:
-            select = slice(None) if len(idx) == n else torch.tensor(idx, device=images.device)
+            select = (
+                slice(None)
+                if len(idx) == n
+                else torch.tensor(idx).to(images.device, non_blocking=True)
+            )
             grid = F.affine_grid(
                 theta[select], [len(idx), channels, out_h, out_w], align_corners=False
             )
@@ -216,8 +221,8 @@ class RobustnessTransforms(torch.nn.Module):
         if len(parts) == 1:
             out = parts[0][1]
         else:
-            order = torch.tensor(parts[0][0] + parts[1][0], device=images.device)
-            out = torch.cat([p for _, p in parts])[torch.argsort(order)]
+            order = torch.argsort(torch.tensor(parts[0][0] + parts[1][0]))
+            out = torch.cat([p for _, p in parts])[order.to(images.device, non_blocking=True)]
         return (out + self.pad_value).to(images.dtype)
 
     def extra_repr(self) -> str:

@@ -5,6 +5,7 @@ from functools import partial
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import fit
 
 from render.errors import UserError
 from render.models import efficientnet_lite0
@@ -45,21 +46,6 @@ def make_renderer(
         tiles_per_step=tiles_per_step,
         seed=seed,
     )
-
-
-def fit(renderer, steps, callbacks=()):
-    trainer = pl.Trainer(
-        max_steps=steps,
-        max_epochs=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        callbacks=list(callbacks),
-    )
-    trainer.fit(renderer)
-    return trainer
 
 
 @torch.no_grad()
@@ -216,3 +202,39 @@ def test_state_dtype_names_are_checked():
         UserError, match=r"render.state_dtype must be one of \['float32', 'bfloat16'\]"
     ):
         state_dtype("float16")
+
+
+class NaNFrom:
+    """An objective that goes NaN from its ``start``-th call on (a diverging render)."""
+
+    def __init__(self, inner, start):
+        self.inner, self.start, self.calls = inner, start, 0
+        self.layers = inner.layers
+
+    def __call__(self, activations, images):
+        self.calls += 1
+        score = self.inner(activations, images)
+        return score * float("nan") if self.calls > self.start else score
+
+
+@pytest.mark.parametrize("blend_every", [0, 2])
+def test_a_non_finite_objective_stops_the_render_before_anything_is_written(model, blend_every):
+    from render.callbacks import BlendCallback
+
+    renderer = make_renderer(model, NaNFrom(channel("blocks.2.0", 3), start=3))
+    written = []
+    blends = BlendCallback(blend_every, on_blend=lambda canvas: written.append(canvas))
+    with pytest.raises(NonFiniteError, match="the objective at step 3 became non-finite"):
+        fit(renderer, 8, [blends])
+    assert all(torch.isfinite(canvas).all() for canvas in written)
+    # The starting canvas, and the blend at step 2 (before the objective went NaN) if any.
+    assert len(written) == (2 if blend_every else 1)
+
+
+def test_a_batch_of_tiles_that_took_different_steps_is_refused(model):
+    renderer = make_renderer(model, channel("blocks.2.0", 3))
+    store = renderer.store
+    param, _ = store.swap_in(torch.tensor([0]), torch.device("cpu"))
+    store.swap_out(torch.tensor([0]), param, {"step": torch.tensor(1.0)})
+    with pytest.raises(RuntimeError, match="have taken different steps"):
+        store.swap_in(torch.tensor([0, 1]), torch.device("cpu"))

@@ -253,7 +253,8 @@ class Direction(_LayerObjective):
                 f"{self!r}: vector has {len(self.vector)} values but layer {self.layer!r} has "
                 f"activations of shape {tuple(act.shape)} (channels on dim 1)"
             )
-        weights = torch.tensor(self.vector, dtype=act.dtype, device=act.device)
+        # Copied without waiting for the device: the render step must not sync.
+        weights = torch.tensor(self.vector, dtype=act.dtype).to(act.device, non_blocking=True)
         weights = weights.reshape(1, -1, *([1] * (act.ndim - 2)))
         return (act * weights).sum(dim=1).mean()
 

@@ -106,7 +106,8 @@ class Parameterization(torch.nn.Module):
         key = (name, device, dtype)
         cached = self._cache.get(key)
         if cached is None:
-            cached = self._constants[name].to(device=device, dtype=dtype)
+            # Cast on the host, copy without waiting: the first render step must not sync either.
+            cached = self._constants[name].to(dtype).to(device, non_blocking=True)
             self._cache[key] = cached
         return cached
 

@@ -1,0 +1,95 @@
+"""scripts/gpu_check.py: its helpers, and a whole ``--cpu --quick`` run (slow) so it cannot rot."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "gpu_check.py"
+HEADINGS = [
+    "## 1. Versions and device",
+    "## 2. Tests",
+    "## 3. Render step vs bare model forward+backward",
+    "## 4. Memory and seconds per pass",
+    "## 5. Pyramid poster",
+]
+
+
+@pytest.fixture(scope="module")
+def check() -> ModuleType:
+    """The script as a module (importing it runs nothing but stdlib imports)."""
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check"] = module  # its dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_parse_pytest_reads_the_closing_line(check: ModuleType) -> None:
+    output = "....s\nFAILED x\n2 failed, 3 passed, 1 skipped, 4 deselected in 1.2s\n"
+    counts = check.parse_pytest(output)
+    assert counts == {"failed": 2, "passed": 3, "skipped": 1, "deselected": 4}
+    assert check.parse_pytest("no tests ran in 0.1s") == {}
+    run = check.PytestRun({"passed": 3, "errors": 1}, 1, 0.1, "")
+    assert run.errors == 1 and not run.ok
+    assert check.PytestRun({}, 5, 0.1, "").ok  # nothing selected is not a failure
+
+
+def test_wheel_fits_this_python_only(check: ModuleType) -> None:
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    assert check.wheel_fits("hydra_core-1.3.8-py3-none-any.whl")
+    assert check.wheel_fits("psutil-7.2.2-cp36-abi3-manylinux2010_x86_64.whl")
+    assert check.wheel_fits(f"PyYAML-6.0.2-{tag}-{tag}-manylinux2014_x86_64.whl")
+    assert not check.wheel_fits("PyYAML-6.0.2-cp39-cp39-manylinux2014_x86_64.whl")
+
+
+def test_deadline_stops_a_section_and_is_not_an_exception(check: ModuleType) -> None:
+    with pytest.raises(check.OverBudget), check.deadline(0.05):
+        time.sleep(2)
+    # Per-case handlers catch Exception: running out of budget must get past them.
+    assert not issubclass(check.OverBudget, Exception)
+
+
+def test_report_keeps_partial_tables(check: ModuleType, tmp_path: Path) -> None:
+    report = check.Report(tmp_path / "gpu-check.md", "# Device check: test")
+    section = check.Section("3. Steps")
+    report.sections.append(section)
+    table = section.table(["a", "b"], check.plain_table)
+    table.rows.append([1, "error: x | y\nz"])
+    report.save()
+    text = (tmp_path / "gpu-check.md").read_text()
+    assert "## 3. Steps" in text and "| 1 | error: x / y z |" in text
+
+
+@pytest.mark.slow
+def test_cpu_quick_run_writes_every_section(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, str(SCRIPT), "--cpu", "--quick", "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    report = (tmp_path / "gpu-check.md").read_text()
+    assert report.startswith("# Device check: CPU only")
+    for heading in HEADINGS:
+        assert heading in report
+    assert "**Summary: 5 ok, 0 failed, 0 skipped" in report
+    assert (tmp_path / "render.png").is_file()
+    sections = re.split(r"^## ", report, flags=re.M)
+    steps = [line.split("|")[1:-1] for line in sections[3].splitlines() if line.startswith("| ")]
+    passes = [line.split("|")[1:-1] for line in sections[4].splitlines() if line.startswith("| ")]
+    # Header row, then fp32 and bf16; step seconds, bare seconds and their ratio are numbers.
+    assert [row[0].strip() for row in steps[1:]] == ["fp32", "bf16 autocast"]
+    assert all(float(row[4]) > 0 and float(row[5]) > 0 and float(row[6]) > 0 for row in steps[1:])
+    # Offload false and true, each with a step time and "skipped: no CUDA" for the CUDA peak.
+    assert [row[1].strip() for row in passes[1:]] == ["False", "True"]
+    assert all(float(row[4]) > 0 and "no CUDA" in row[7] for row in passes[1:])
+    assert re.search(r"\| passed \|", sections[2])
