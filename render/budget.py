@@ -35,6 +35,12 @@ def bytes_needed(
     return elements * 4 + state + pixels + canvas
 
 
+def uses_cuda(trainer: DictConfig) -> bool:
+    """Whether the render's steps will run on a CUDA device (``trainer.accelerator``)."""
+    accelerator = trainer.get("accelerator", "auto")
+    return accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+
+
 def check_memory(
     tiling: TilingModule,
     param: Parameterization,
@@ -44,8 +50,7 @@ def check_memory(
 ) -> None:
     """Raise UserError, before allocating, when the canvas cannot fit where it will live."""
     needed = bytes_needed(tiling, param, size, state_dtype)
-    accelerator = cfg.trainer.get("accelerator", "auto")
-    on_gpu = accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    on_gpu = uses_cuda(cfg.trainer)
     if on_gpu and not cfg.render.offload:
         available, where = torch.cuda.mem_get_info()[0], "free GPU memory"
     else:

@@ -35,10 +35,21 @@ class TilingConfig:
 class RenderSettings:
     """How the tiles are optimised."""
 
-    tiles_per_step: int = 4
+    # A number, or "auto": measured from the device's free memory (render/batching.py).
+    tiles_per_step: Union[int, str] = 4  # noqa: UP007 - OmegaConf needs typing.Union
     blend_every: int = 10
-    octaves: int = 1
-    octave_scale: float = 1.4
+    # Optimiser updates of every tile in each octave; trainer.max_steps, when set, wins.
+    updates_per_tile: float = 50.0
+    # None: a pyramid from about one tile for renders from noise (scale <= 2), one octave of
+    # DeepDream's 1.4 for a photo. Values given win (render/plan.py).
+    octaves: int | None = None
+    octave_scale: float | None = None
+    # Start each octave from the photo at its size plus the detail added so far, upsampled
+    # (the classic DeepDream loop), instead of the upsampled canvas. init=image only.
+    carry_detail: bool = False
+    # An upsampled canvas is mapped into [h, 1 - h] before it is encoded for the next octave,
+    # so that no pixel starts saturated (where the sigmoid passes no gradient).
+    octave_headroom: float = 0.0
     offload: bool = False
     # How idle tiles' optimiser state is stored: bfloat16 (a third less memory) or float32.
     state_dtype: str = "bfloat16"
@@ -79,6 +90,13 @@ class RenderConfig:
 @dataclass
 class EmbeddedModel:
     _target_: str = "render.models.efficientnet_lite0"
+
+
+@dataclass
+class InceptionV1Model:
+    _target_: str = "render.models.inceptionv1"
+    # Default: <torch hub dir>/checkpoints/inception5h.pth, where Lucent's download puts it.
+    path: str | None = None
 
 
 @dataclass
@@ -202,9 +220,19 @@ class AdamConfig:
     fused: bool = True
 
 
+@dataclass
+class NormalizedSGDConfig:
+    _target_: str = "render.optim.NormalizedSGD"
+    _partial_: bool = True
+    # Mean step per parameter (a tile's gradient is divided by its mean magnitude).
+    lr: float = 0.02
+    eps: float = 1e-8
+
+
 SCHEMAS: dict[str, dict[str, type]] = {
     "model": {
         "efficientnet_lite0": EmbeddedModel,
+        "inceptionv1": InceptionV1Model,
         "torchvision": TorchvisionModel,
         "timm": TimmModel,
         "checkpoint": CheckpointModel,
@@ -220,7 +248,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "param": {"fft": FourierParamConfig, "pixel": PixelParamConfig},
     "transforms": {"standard": StandardTransformsConfig, "none": NoTransformsConfig},
     "init": {"noise": NoiseInit, "image": ImageInit},
-    "optim": {"adam": AdamConfig},
+    "optim": {"adam": AdamConfig, "normalized": NormalizedSGDConfig},
 }
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytorch_lightning as pl
@@ -22,6 +24,14 @@ from tiling import TilingModule
 
 class NonFiniteError(UserError):
     """The objective or the image went to NaN/inf; the render stops before writing garbage."""
+
+
+class PeerFailure(UserError):
+    """Another process of a multi-process render ended; every process stops with this."""
+
+
+# "No failure" when ranks agree on the first failing step (an all_reduce with MIN).
+_NO_FAILURE = 2**62
 
 
 def _nonfinite(what: str) -> NonFiniteError:
@@ -86,9 +96,8 @@ class TileRenderer(pl.LightningModule):
         if init_canvas is None:
             params = param.init(tiling.num_tiles(), torch.Generator().manual_seed(seed))
         else:
-            pixels = tiling.split_into_tiles(init_canvas)
-            params = torch.empty((pixels.shape[0], *param.param_shape))
-            self._encode_into(pixels, params, torch.device("cpu"))
+            params = torch.empty((tiling.num_tiles(), *param.param_shape))
+            self._encode_canvas_into(init_canvas, params)
         self.store = TileStore(
             params, pin_memory=offload and torch.cuda.is_available(), state_dtype=state_dtype
         )
@@ -168,19 +177,21 @@ class TileRenderer(pl.LightningModule):
         Runs every ``trainer.log_every_n_steps`` steps and before every blend, checkpoint and
         output, so nothing is written after a non-finite objective.
         """
-        if not self._scores:
-            return
         steps = [step for step, _ in self._scores]
-        values = torch.stack([score for _, score in self._scores]).float().cpu()
+        values = torch.tensor([])
+        if self._scores:
+            values = torch.stack([score for _, score in self._scores]).float().cpu()
         self._scores = []
-        finite = torch.isfinite(values)
-        if not bool(finite.all()):
-            first = steps[int((~finite).nonzero()[0])]
-            raise _nonfinite(f"the objective at step {first}")
+        bad = (~torch.isfinite(values)).nonzero()
+        failure = self._first_failure(steps[int(bad[0])] if len(bad) else None)
+        if failure is not None:
+            step, rank = failure
+            where = f" on rank {rank}" if _distributed() else ""
+            raise _nonfinite(f"the objective at step {step}{where}")
         for step, value in zip(steps, values.tolist(), strict=True):
             for logger in self.loggers:
                 logger.log_metrics({"objective": value}, step=step)
-        self._last_score = values[-1].item()
+            self._last_score = value
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.drain_scores()
@@ -230,6 +241,24 @@ class TileRenderer(pl.LightningModule):
         return pixels
 
     @torch.no_grad()
+    def _encode_canvas_into(self, canvas: Tensor, rows: Tensor) -> None:
+        """Encode the tiles of ``canvas`` [1, 3, H, W] into ``rows``, a chunk of tiles at a time.
+
+        The same tiles as ``tiling.split_into_tiles(canvas)``, without holding all of them at
+        once (on a large canvas that stack is as large as the parameters).
+        """
+        h, w = self.param.tile_size
+        coords = self.tiling.tile_coords()
+        for start in range(0, len(coords), self.decode_chunk):
+            chunk = torch.cat(
+                [
+                    canvas[:, :, y : y + h, x : x + w]
+                    for y, x in coords[start : start + self.decode_chunk]
+                ]
+            )
+            rows[start : start + len(chunk)] = self.param.encode(chunk)
+
+    @torch.no_grad()
     def _encode_into(self, pixels: Tensor, rows: Tensor, device: torch.device) -> None:
         """Encode pixel tiles chunk by chunk (on ``device``) straight into ``rows``."""
         for start in range(0, pixels.shape[0], self.decode_chunk):
@@ -255,15 +284,50 @@ class TileRenderer(pl.LightningModule):
 
     # --- several processes -----------------------------------------------------------------
 
+    def _first_failure(self, step: int | None) -> tuple[int, int] | None:
+        """``(step, rank)`` of the earliest failure on any rank, agreed by every rank.
+
+        Every rank calls this at the same points, so one rank's failure stops all of them
+        together instead of leaving the others waiting in the next collective.
+        """
+        if not _distributed():
+            return None if step is None else (step, 0)
+        world, rank = dist.get_world_size(), dist.get_rank()
+        code = _NO_FAILURE if step is None else step * world + rank
+        agreed = torch.tensor([code], dtype=torch.int64, device=self.device)
+        with _peers_alive():
+            dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+        first = int(agreed.item())
+        return None if first == _NO_FAILURE else divmod(first, world)
+
     def sync_store(self, with_state: bool) -> None:
         """Give every rank the rows the other ranks optimised (a no-op in one process)."""
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        if not _distributed():
             return
         tensors = [self.store.params]
         if with_state:
             tensors += [*self.store.state.values(), self.store.updates]
-        for rows in tensors:
-            _all_gather_shards(rows, self.device)
+        with _peers_alive():
+            for rows in tensors:
+                _all_gather_shards(rows, self.device)
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+@contextmanager
+def _peers_alive() -> Iterator[None]:
+    """Turn a collective that failed because another process ended into one clear error."""
+    try:
+        yield
+    except RuntimeError as error:  # gloo and NCCL report a lost peer as a RuntimeError
+        # gloo: "[.../pair.cc:561] Connection closed by peer [127.0.0.1]:32640. This is ..."
+        reason = re.sub(r"^\[[^\]]*\]\s*", "", str(error).strip()).split(". ")[0]
+        raise PeerFailure(
+            f"another process of this render ended ({reason or type(error).__name__}); every "
+            f"process stops, nothing more is written and the last checkpoint is intact"
+        ) from error
 
 
 def _all_gather_shards(rows: Tensor, device: torch.device) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
 from torch import Tensor
 
+from render import batching
 from render.budget import check_memory
 from render.callbacks import BlendCallback
 from render.config import build
@@ -24,11 +27,23 @@ from render.models import FeatureModel
 from render.objectives import Objective
 from render.outputs import ProgressGif, save_png
 from render.params import Parameterization
+from render.plan import Octave, octave_schedule, octave_sizes, steps_for, updates_per_tile
+from render.progress import OctaveProgressBar, TimeEstimate
 from render.renderer import TileRenderer
 from render.strategy import TileDDPStrategy
 from tiling import TilingModule
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "make_plan",
+    "make_renderer",
+    "make_tiling",
+    "make_trainer",
+    "octave_sizes",
+    "render",
+    "state_dtype",
+]
 
 STATE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -39,6 +54,8 @@ for message in (
     r".*GPU available but not used.*",
     r".*`training_step` returned `None`.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    # An octave of a few tiles has epochs shorter than log_every_n_steps; scores are still logged.
+    r".*is smaller than the logging interval.*",
 ):
     warnings.filterwarnings("ignore", message=message)
 
@@ -57,26 +74,6 @@ def make_tiling(cfg: DictConfig, size: tuple[int, int]) -> TilingModule:
         raise UserError(f"tiling: {error}") from None
 
 
-def octave_sizes(
-    base: tuple[int, int], tile: list[int], octaves: int, scale: float
-) -> list[tuple[int, int]]:
-    """Canvas sizes from coarse to fine, the last being ``base``; never smaller than a tile."""
-    if octaves < 1:
-        raise UserError(f"render.octaves must be >= 1, got {octaves}")
-    if octaves > 1 and scale <= 1:
-        raise UserError(f"render.octave_scale must be > 1, got {scale}")
-    sizes = []
-    for o in range(octaves):
-        factor = scale ** (octaves - 1 - o)
-        sizes.append(
-            tuple(
-                b if factor == 1 else min(b, max(t, round(b / factor)))
-                for b, t in zip(base, tile, strict=True)
-            )
-        )
-    return sizes
-
-
 def make_strategy(strategy: Any) -> Any:
     """Lightning's DDP names become the tile-sharding DDP (gradients stay per rank)."""
     if strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"):
@@ -85,23 +82,47 @@ def make_strategy(strategy: Any) -> Any:
     return strategy
 
 
-def make_loggers(run_dir: Path) -> list[Logger]:
-    """Every step's metrics as CSV, and in TensorBoard when it is installed."""
-    loggers: list[Logger] = [CSVLogger(run_dir, name="metrics", version="")]
+def make_loggers(run_dir: Path, version: str = "") -> list[Logger]:
+    """Every step's metrics as CSV, and in TensorBoard when it is installed.
+
+    ``version`` is a subfolder (one per octave of a pyramid: ``metrics/octave1/metrics.csv``).
+    """
+    loggers: list[Logger] = [CSVLogger(run_dir, name="metrics", version=version)]
     try:
         from pytorch_lightning.loggers import TensorBoardLogger
 
-        loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
+        loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=version))
     except ModuleNotFoundError:
         pass
     return loggers
 
 
-def make_trainer(cfg: DictConfig, run_dir: Path, ckpt_dir: Path, gif: ProgressGif) -> pl.Trainer:
-    """Lightning's Trainer with the render's callbacks; ``trainer.*`` keys pass through."""
+def make_trainer(
+    cfg: DictConfig,
+    run_dir: Path,
+    ckpt_dir: Path,
+    gif: ProgressGif,
+    *,
+    steps: int | None = None,
+    label: str = "render",
+    log_version: str = "",
+    extra_callbacks: Sequence[pl.Callback] = (),
+) -> pl.Trainer:
+    """Lightning's Trainer with the render's callbacks; ``trainer.*`` keys pass through.
+
+    ``steps`` (the octave's planned steps) is used unless ``trainer.max_steps`` is given;
+    ``label`` names the octave on the progress bar, ``log_version`` its metrics folder.
+    """
     kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)  # type: ignore[assignment]
     kwargs["strategy"] = make_strategy(kwargs.get("strategy", "auto"))
+    if kwargs.get("max_steps") is None:
+        if steps is None:
+            raise UserError("trainer.max_steps is not set and no step budget was planned")
+        kwargs["max_steps"] = steps
     callbacks: list[pl.Callback] = [BlendCallback(cfg.render.blend_every, gif.add)]
+    callbacks += list(extra_callbacks)
+    if kwargs.get("enable_progress_bar", True):
+        callbacks.append(OctaveProgressBar(label))
     every = cfg.checkpoint.every_n_steps
     if every > 0:
         callbacks.append(
@@ -115,7 +136,8 @@ def make_trainer(cfg: DictConfig, run_dir: Path, ckpt_dir: Path, gif: ProgressGi
         )
     defaults: dict[str, Any] = {
         "max_epochs": -1,
-        "log_every_n_steps": 1,
+        # Objectives are read from the device in bulk this often (and at every blend).
+        "log_every_n_steps": 50,
         "enable_model_summary": False,
         "num_sanity_val_steps": 0,
         "use_distributed_sampler": False,
@@ -125,7 +147,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, ckpt_dir: Path, gif: ProgressGi
         return pl.Trainer(
             **{**defaults, **kwargs},
             callbacks=callbacks,
-            logger=make_loggers(run_dir),
+            logger=make_loggers(run_dir, log_version),
             enable_checkpointing=every > 0,
         )
     except TypeError as error:
@@ -173,6 +195,82 @@ def upsample(canvas: Tensor, size: tuple[int, int]) -> Tensor:
     return TF.resize(canvas, list(size), antialias=True).clamp(0, 1)
 
 
+def next_octave_canvas(
+    canvas: Tensor,
+    size: tuple[int, int],
+    photo: Tensor | None = None,
+    next_photo: Tensor | None = None,
+    headroom: float = 0.0,
+) -> Tensor:
+    """The start of the next octave: the canvas upsampled, or, when ``photo`` is given (the
+    start of the octave that made ``canvas``), the classic DeepDream step: the detail this
+    octave added (canvas - photo) upsampled onto ``next_photo``, the photo at the next size.
+
+    ``headroom`` maps the result into ``[headroom, 1 - headroom]``: a saturated pixel encodes
+    to a pre-sigmoid value whose gradient is nearly zero, so the next octave could not add
+    detail there.
+    """
+    if not 0 <= headroom < 0.5:
+        raise UserError(f"render.octave_headroom must be in [0, 0.5), got {headroom}")
+    if photo is None or next_photo is None:
+        start = upsample(canvas, size)
+    else:
+        detail = TF.resize(canvas - photo, list(size), antialias=True)
+        start = (next_photo + detail).clamp(0, 1)
+    return start.mul_(1 - 2 * headroom).add_(headroom) if headroom else start
+
+
+def world_size(trainer: DictConfig) -> int:
+    """Processes of a run (``devices * num_nodes`` when both are counts), for the step budget."""
+    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
+    count = devices if isinstance(devices, int) and devices > 0 else 1
+    return count * (nodes if isinstance(nodes, int) and nodes > 0 else 1)
+
+
+def make_plan(cfg: DictConfig, base: tuple[int, int], from_image: bool) -> list[Octave]:
+    """The octaves of a render and the steps of each (see :mod:`render.plan`)."""
+    tile = (int(cfg.tiling.tile_size[0]), int(cfg.tiling.tile_size[1]))
+    settings = cfg.render
+    octaves, scale = octave_schedule(
+        base, tile, settings.octaves, settings.octave_scale, from_image
+    )
+    given = cfg.trainer.get("max_steps")
+    world = world_size(cfg.trainer)
+    plan = []
+    for index, size in enumerate(octave_sizes(base, list(tile), octaves, scale)):
+        tiles = make_tiling(cfg.tiling, size).num_tiles()
+        if given is None:
+            steps = steps_for(tiles, settings.tiles_per_step, settings.updates_per_tile, world)
+        else:
+            steps = int(given)
+        updates = updates_per_tile(tiles, settings.tiles_per_step, max(steps, 0), world)
+        plan.append(Octave(index, size, tiles, steps, updates))
+    return plan
+
+
+def log_plan(plan: Sequence[Octave], tile: Sequence[int], tiles_per_step: int) -> None:
+    """One line per octave: canvas, tiles, steps and updates per tile; then the totals."""
+    for o in plan:
+        log.info(
+            "octave %d/%d: canvas %dx%d, %d tiles of %dx%d, %d steps of up to %d tiles "
+            "(%.0f updates per tile)",
+            o.index + 1,
+            len(plan),
+            *o.size,
+            o.tiles,
+            *tile,
+            o.steps,
+            tiles_per_step,
+            o.updates_per_tile,
+        )
+    updates = sum(o.steps * min(tiles_per_step, o.tiles) for o in plan)
+    log.info(
+        "render: %d steps, %d tile updates; the expected time is logged after the first steps",
+        sum(o.steps for o in plan),
+        updates,
+    )
+
+
 def resume_point(ckpt_root: Path, octaves: int) -> tuple[int, Path | None]:
     """The octave to resume and its last checkpoint, or (0, None) for a fresh start."""
     for o in reversed(range(octaves)):
@@ -184,11 +282,12 @@ def resume_point(ckpt_root: Path, octaves: int) -> tuple[int, Path | None]:
 
 def octave_dir(ckpt_root: Path, octave: int, octaves: int) -> Path:
     """Checkpoints of one octave (``checkpoints/`` itself for a single-octave render)."""
-    return ckpt_root / f"octave{octave}" if octaves > 1 else ckpt_root
+    return ckpt_root / f"octave{octave + 1}" if octaves > 1 else ckpt_root
 
 
 def render(cfg: DictConfig, run_dir: Path) -> Path:
     """Run the render described by ``cfg``; outputs go to ``run_dir`` (on rank 0)."""
+    started = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build(cfg.model)
     objective = build(cfg.objective)
@@ -199,52 +298,86 @@ def render(cfg: DictConfig, run_dir: Path) -> Path:
     if base is None:
         raise UserError("tiling.base_size is null, so init=image with init.path is needed")
     tile = list(cfg.tiling.tile_size)
-    sizes = octave_sizes(base, tile, cfg.render.octaves, cfg.render.octave_scale)
     settings = cfg.render
-    if settings.tiles_per_step < 1 or settings.decode_chunk < 1:
-        raise UserError(
-            f"render.tiles_per_step and render.decode_chunk must be >= 1, got "
-            f"{settings.tiles_per_step} and {settings.decode_chunk}"
-        )
+    if settings.decode_chunk < 1:
+        raise UserError(f"render.decode_chunk must be >= 1, got {settings.decode_chunk}")
+    full_tiles = make_tiling(cfg.tiling, base).num_tiles()
+    # Every later reader (the plan, the renderer) sees the number, measured once for auto.
+    settings.tiles_per_step = batching.tiles_per_step(
+        cfg, model, objective, full_tiles, world_size(cfg.trainer)
+    )
+    # The full-size octave needs the most: refuse before the first octave, not after it.
+    check_memory(
+        make_tiling(cfg.tiling, base),
+        build(cfg.param, tile_size=tuple(tile)),
+        base,
+        cfg,
+        state_dtype(settings.state_dtype),
+    )
+    plan = make_plan(cfg, base, from_image=init.size() is not None)
+    log_plan(plan, tile, settings.tiles_per_step)
     gif = ProgressGif(settings.gif_max_size)
     ckpt_root = run_dir / "checkpoints"
-    start, ckpt = resume_point(ckpt_root, len(sizes)) if cfg.resume else (0, None)
+    start, ckpt = resume_point(ckpt_root, len(plan)) if cfg.resume else (0, None)
     if cfg.resume and ckpt is None:
         log.info("resume=true but %s holds no checkpoint: starting afresh", ckpt_root)
     canvas: Tensor | None = None
-    for octave, size in enumerate(sizes):
-        if octave < start:
+    photo: Tensor | None = None
+    for octave in plan:
+        size = octave.size
+        if octave.index < start:
             continue
         tiling = make_tiling(cfg.tiling, size)
         param = build(cfg.param, tile_size=tuple(tile))
         check_memory(tiling, param, size, cfg, state_dtype(settings.state_dtype))
-        if octave == start and ckpt is not None:
+        next_photo = init.canvas(size) if settings.carry_detail else None
+        if octave.index == start and ckpt is not None:
             init_canvas = None  # the checkpoint brings the canvas
-        elif octave == 0:
+        elif octave.index == 0:
             init_canvas = init.canvas(size)
         else:
             assert canvas is not None
-            init_canvas = upsample(canvas, size)
+            init_canvas = next_octave_canvas(
+                canvas, size, photo, next_photo, settings.octave_headroom
+            )
+        canvas = None
         module = make_renderer(
-            cfg, model, objective, tiling, param, seed=cfg.seed + octave, init_canvas=init_canvas
+            cfg,
+            model,
+            objective,
+            tiling,
+            param,
+            seed=cfg.seed + octave.index,
+            init_canvas=init_canvas,
         )
-        trainer = make_trainer(cfg, run_dir, octave_dir(ckpt_root, octave, len(sizes)), gif)
-        log.info(
-            "octave %d/%d: canvas %dx%d, %d tiles (%dx%d) of %dx%d",
-            octave + 1,
-            len(sizes),
-            size[0],
-            size[1],
-            tiling.num_tiles(),
-            *tiling.tiling_pattern(),
-            *tile,
+        del init_canvas
+        label = f"octave {octave.index + 1}/{len(plan)}"
+        trainer = make_trainer(
+            cfg,
+            run_dir,
+            octave_dir(ckpt_root, octave.index, len(plan)),
+            gif,
+            steps=octave.steps,
+            label=label,
+            log_version=f"octave{octave.index + 1}" if len(plan) > 1 else "",
+            extra_callbacks=[TimeEstimate(plan, octave.index, settings.tiles_per_step)],
         )
-        trainer.fit(module, ckpt_path=str(ckpt) if octave == start and ckpt else None)
+        trainer.fit(module, ckpt_path=str(ckpt) if octave.index == start and ckpt else None)
         pixels = module.finish()
-        if octave + 1 < len(sizes):
+        if octave.index + 1 < len(plan):
             canvas = module.canvas(pixels)
+            # The photo at this octave's size: the next octave adds the detail dreamed here
+            # (canvas - photo) to the photo at its own size (carry_detail only).
+            photo = next_photo
+            del module, pixels
     if trainer.is_global_zero:
         write_outputs(module, pixels, run_dir, settings.border, gif)
+    cuda = (
+        f", peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MB"
+        if torch.cuda.is_available()
+        else ""
+    )
+    log.info("render: done in %.1f s%s", time.perf_counter() - started, cuda)
     return run_dir / "render.png"
 
 

@@ -76,3 +76,20 @@ def test_tiny_timed_render(bench: ModuleType) -> None:
     assert len(fit.steps) == len(fit.probes) == 2
     assert all(step > 0 for step in fit.steps) and fit.blend_s > 0
     assert set(fit.probes[0]) >= {"bare", "bare_cpu", "pipeline_cpu", *bench.PHASES}
+
+
+def test_side_by_side_variants_compare_like_with_like(bench: ModuleType) -> None:
+    variants = bench.side_by_side_variants(1024, 50)
+    assert list(variants) == ["pyramid (default)", "single-scale tiled", "whole image (one tile)"]
+    assert variants["pyramid (default)"] == ["render.updates_per_tile=50"]
+    assert "render.octaves=1" in variants["single-scale tiled"]
+    whole = variants["whole image (one tile)"]
+    assert "tiling.tile_size=[1024,1024]" in whole and "render.octaves=1" in whole
+    # 36 tiles of 224 cover the 1024 canvas 1.72 times: as many pixel updates as the tiled render.
+    assert f"render.updates_per_tile={50 * 36 * 224 * 224 / 1024**2:.1f}" in whole
+
+
+def test_side_by_side_options(bench: ModuleType) -> None:
+    args = bench.parse_args(["--parts", "4", "--sbs-size", "448", "--sbs-updates", "5"])
+    assert args.parts == [4] and args.sbs_size == 448 and args.sbs_updates == 5
+    assert args.sbs_class == 1 and args.sbs_overrides == []

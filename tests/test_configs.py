@@ -102,6 +102,7 @@ def test_every_group_has_options_and_the_defaults_compose() -> None:
 OPTION_SCHEMAS: dict[str, dict[str, type]] = {
     "model": {
         "efficientnet_lite0": config.EmbeddedModel,
+        "inceptionv1": config.InceptionV1Model,
         "googlenet": config.TorchvisionModel,
         "vgg16": config.TorchvisionModel,
         "resnet50": config.TorchvisionModel,
@@ -122,7 +123,7 @@ OPTION_SCHEMAS: dict[str, dict[str, type]] = {
         "none": config.NoTransformsConfig,
     },
     "init": {"noise": config.NoiseInit, "image": config.ImageInit},
-    "optim": {"adam": config.AdamConfig},
+    "optim": {"adam": config.AdamConfig, "normalized": config.NormalizedSGDConfig},
 }
 
 
@@ -187,6 +188,16 @@ def test_model_torchvision_options_name_the_missing_weights_file(
     assert f"place {filename} in {offline}" in message
     assert f"download it from https://download.pytorch.org/models/{filename}" in message
     assert not offline.exists() or not any(offline.iterdir())
+
+
+def test_model_inceptionv1_offline_names_its_weights_file_and_where_it_goes(
+    offline: Path,
+) -> None:
+    with pytest.raises(UserError) as info:
+        build(compose_render("model=inceptionv1").model)
+    message = str(info.value)
+    assert f"place it at {offline / 'inception5h.pth'}" in message
+    assert "model.path=" in message and "inception5h.pth" in message
 
 
 def test_model_timm_offline_fails_fast_naming_the_cache(
@@ -420,7 +431,7 @@ def test_misspelt_key_fails_at_composition(override: str, key: str) -> None:
 @pytest.mark.parametrize(
     ("override", "full_key", "value"),
     [
-        ("render.tiles_per_step=abc", "render.tiles_per_step", "abc"),
+        ("render.blend_every=abc", "render.blend_every", "abc"),
         ("objective.channel=abc", "objective.channel", "abc"),
         ("tiling.tile_size=[a,b]", "tiling.tile_size[0]", "a"),
         # OmegaConf names a Union element by its index alone.
@@ -475,19 +486,31 @@ def test_unknown_trainer_key_is_a_user_error(
     cfg = compose_render("+trainer.not_a_trainer_argument=1")
     assert cfg.trainer.not_a_trainer_argument == 1
     with pytest.raises(UserError, match="not_a_trainer_argument"):
-        make_trainer(cfg, *trainer_dirs)
+        make_trainer(cfg, *trainer_dirs, steps=5)
 
 
 def test_bad_trainer_value_is_a_user_error(trainer_dirs: tuple[Path, Path, ProgressGif]) -> None:
     with pytest.raises(UserError, match="warp_drive"):
-        make_trainer(compose_render("trainer.accelerator=warp_drive"), *trainer_dirs)
+        make_trainer(compose_render("trainer.accelerator=warp_drive"), *trainer_dirs, steps=5)
 
 
 def test_lightning_misconfiguration_is_a_user_error(
     trainer_dirs: tuple[Path, Path, ProgressGif],
 ) -> None:
     with pytest.raises(UserError, match="devices=0"):
-        make_trainer(compose_render("trainer.devices=0", "trainer.accelerator=cpu"), *trainer_dirs)
+        cfg = compose_render("trainer.devices=0", "trainer.accelerator=cpu")
+        make_trainer(cfg, *trainer_dirs, steps=5)
+
+
+def test_the_planned_steps_apply_unless_max_steps_is_given(
+    trainer_dirs: tuple[Path, Path, ProgressGif],
+) -> None:
+    cfg = compose_render("trainer.accelerator=cpu")
+    assert make_trainer(cfg, *trainer_dirs, steps=12).max_steps == 12
+    given = compose_render("trainer.accelerator=cpu", "trainer.max_steps=3")
+    assert make_trainer(given, *trainer_dirs, steps=12).max_steps == 3
+    with pytest.raises(UserError, match=r"trainer\.max_steps is not set"):
+        make_trainer(cfg, *trainer_dirs)
 
 
 # -- octaves and tiling ----------------------------------------------------------------------

@@ -20,7 +20,7 @@ TINY = [
 
 
 def test_tiny_render_writes_every_output(tmp_path):
-    run_render(*TINY, f"hydra.run.dir={tmp_path}")
+    result = run_render(*TINY, f"hydra.run.dir={tmp_path}")
     with Image.open(tmp_path / "render.png") as png:
         assert png.size == (112, 112) and png.mode == "RGB"
         assert len(png.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 100, (
@@ -29,10 +29,31 @@ def test_tiny_render_writes_every_output(tmp_path):
     with Image.open(tmp_path / "render_tiles.png") as tiles:
         assert tiles.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
     with Image.open(tmp_path / "progress.gif") as gif:
-        assert gif.n_frames == 3  # the start, and a blend every 2 of 4 steps
-    rows = list(csv.DictReader((tmp_path / "metrics" / "metrics.csv").open()))
-    assert [int(r["step"]) for r in rows if r.get("objective")] == [0, 1, 2, 3]
+        # A pyramid of two octaves (64, 112): each adds its start and a blend every 2 of 4 steps.
+        assert gif.n_frames == 6
+    for octave in ("octave1", "octave2"):
+        rows = list(csv.DictReader((tmp_path / "metrics" / octave / "metrics.csv").open()))
+        assert [int(r["step"]) for r in rows if r.get("objective")] == [0, 1, 2, 3]
     assert (tmp_path / ".hydra" / "config.yaml").is_file()
+    # The log plans the octaves and estimates the time; the bar counts each octave's steps.
+    log = (tmp_path / "render.log").read_text()
+    assert "octave 1/2: canvas 64x64, 1 tiles of 64x64, 4 steps" in log
+    assert "octave 2/2: canvas 112x112, 4 tiles of 64x64, 4 steps" in log
+    assert "octave 2/2: " in log and "expected to end in about" in log
+    bar = result.stdout.replace("\r", "\n")  # Lightning's bars write to stdout
+    assert "octave 1/2: 100%" in bar and "4/4" in bar
+    assert "Epoch" not in bar
+
+
+def test_steps_follow_the_canvas_without_max_steps(tmp_path):
+    overrides = [o for o in TINY if not o.startswith("trainer.max_steps")]
+    run_render(*overrides, "render.updates_per_tile=2", f"hydra.run.dir={tmp_path}")
+    counts = []
+    for octave in ("octave1", "octave2"):
+        rows = list(csv.DictReader((tmp_path / "metrics" / octave / "metrics.csv").open()))
+        counts.append(len([r for r in rows if r.get("objective")]))
+    # One tile, then four at two per step: two updates per tile each.
+    assert counts == [2, 4]
 
 
 def test_same_seed_same_bytes_other_seed_other_picture(tmp_path):

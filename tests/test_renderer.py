@@ -238,3 +238,22 @@ def test_a_batch_of_tiles_that_took_different_steps_is_refused(model):
     store.swap_out(torch.tensor([0]), param, {"step": torch.tensor(1.0)})
     with pytest.raises(RuntimeError, match="have taken different steps"):
         store.swap_in(torch.tensor([0, 1]), torch.device("cpu"))
+
+
+def test_a_canvas_start_encodes_the_same_tiles_as_split_into_tiles(model):
+    torch.manual_seed(0)
+    canvas = torch.rand(1, 3, 96, 96) * 0.8 + 0.1
+    tiling = TilingModule(64, 0.25, 96)
+    renderer = TileRenderer(
+        model=model,
+        objective=channel("blocks.2.0", 0),
+        param=PixelParam((64, 64), decorrelate=False),
+        transforms=NoTransforms(),
+        tiling=tiling,
+        optimizer=partial(torch.optim.Adam, lr=0.05),
+        tiles_per_step=1,
+        seed=0,
+        init_canvas=canvas,
+        decode_chunk=3,  # chunks that do not divide the 4 tiles
+    )
+    assert torch.allclose(renderer.decode_all(), tiling.split_into_tiles(canvas), atol=1e-5)

@@ -30,6 +30,7 @@ SMALL = [
 
 
 def test_killed_render_resumes_to_the_same_bytes(tmp_path):
+    # Two octaves (96 then 160): killed in the second, resumed from its checkpoint.
     config = [*SMALL, "trainer.max_steps=24", "checkpoint.every_n_steps=4"]
     run_render(*config, f"hydra.run.dir={tmp_path / 'whole'}")
 
@@ -40,7 +41,7 @@ def test_killed_render_resumes_to_the_same_bytes(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint = run_dir / "checkpoints" / "octave2" / "last.ckpt"
     deadline = time.monotonic() + 300
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)

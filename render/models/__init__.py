@@ -1,6 +1,7 @@
 """Frozen classifiers for feature visualisation: loaders and the `FeatureModel` wrapper.
 
-`efficientnet_lite0()` is the embedded default and works offline; `torchvision_model`,
+`efficientnet_lite0()` is the embedded default and works offline; `inceptionv1` (Lucid's and
+Lucent's inception5h, from its weight file), `torchvision_model`,
 `timm_model`, `checkpoint_model` and `from_module` bring other networks (all usable as
 Hydra `_target_`s).
 """
@@ -15,6 +16,7 @@ from render.models.feature import (
     describe_layers,
 )
 from render.models.hub import resolve_arch, timm_model, torchvision_model
+from render.models.inceptionv1 import inceptionv1
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -25,6 +27,7 @@ __all__ = [
     "describe_layers",
     "efficientnet_lite0",
     "from_module",
+    "inceptionv1",
     "resolve_arch",
     "timm_model",
     "torchvision_model",

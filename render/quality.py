@@ -1,0 +1,101 @@
+"""How a render is judged, by measurement (the design's "How a picture is judged").
+
+- **Composed**: :func:`recognition_by_level` cuts the canvas into windows at every level (the
+  whole image, 2x2, 4x4, ... down to about one tile), resizes each to the model's input size
+  and classifies it.
+- **Sharp at full size**: :func:`fine_detail` is what a 2x down-and-up resample removes.
+- **Seamless**: :func:`seam_ratio` compares the mean pixel step across tile edges with the
+  mean step elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torchvision.transforms.v2.functional as TF
+from torch import Tensor
+
+from render.models import LOGITS, FeatureModel
+from tiling import TilingModule
+
+#: Windows of a level are at least this share of a tile on their short side.
+SMALLEST_WINDOW = 0.75
+
+
+def window_levels(size: Sequence[int], tile: Sequence[int]) -> list[int]:
+    """Windows per side of each level, 1, 2, 4, ..., down to windows of about one tile."""
+    levels = [1]
+    while min(s / (2 * levels[-1]) / t for s, t in zip(size, tile, strict=True)) >= SMALLEST_WINDOW:
+        levels.append(2 * levels[-1])
+    return levels
+
+
+def windows(canvas: Tensor, per_side: int) -> Tensor:
+    """The ``per_side`` x ``per_side`` grid of windows of ``canvas`` [1, C, H, W], row by row.
+
+    Windows are equal, the last row and column ending at the border (a few pixels may go
+    uncovered when the size does not divide).
+    """
+    _, _, height, width = canvas.shape
+    h, w = height // per_side, width // per_side
+    return torch.cat(
+        [
+            canvas[:, :, i * h : (i + 1) * h, j * w : (j + 1) * w]
+            for i in range(per_side)
+            for j in range(per_side)
+        ]
+    )
+
+
+@torch.no_grad()
+def classify(model: FeatureModel, images: Tensor, size: int = 224, batch: int = 16) -> Tensor:
+    """Logits [N, classes] of ``images`` [N, 3, h, w] in [0, 1], each resized to ``size``."""
+    resized = TF.resize(images, [size, size], antialias=True).clamp(0, 1)
+    return torch.cat(
+        [model.capture(part, [LOGITS])[LOGITS] for part in resized.split(batch)]
+    ).float()
+
+
+def recognition_by_level(
+    model: FeatureModel,
+    canvas: Tensor,
+    class_index: int,
+    tile: Sequence[int],
+    size: int = 224,
+) -> dict[int, float]:
+    """Share of the windows classified ``class_index`` at each level (windows per side)."""
+    shares = {}
+    for per_side in window_levels(canvas.shape[-2:], tile):
+        top = classify(model, windows(canvas, per_side), size).argmax(dim=1)
+        shares[per_side] = float((top == class_index).float().mean())
+    return shares
+
+
+def fine_detail(canvas: Tensor) -> float:
+    """Finest octave: RMS of ``canvas`` minus its 2x down-and-up resample (antialiased)."""
+    height, width = canvas.shape[-2:]
+    down = TF.resize(canvas, [height // 2, width // 2], antialias=True)
+    up = TF.resize(down, [height, width], antialias=True)
+    return float((canvas - up).square().mean().sqrt())
+
+
+def tile_edges(tiling: TilingModule) -> tuple[list[int], list[int]]:
+    """Rows and columns where a tile begins or ends (the pixel step before them may seam)."""
+    (height, width), (th, tw) = tiling._base_size, tiling._tile_size
+    coords = tiling.tile_coords()
+    starts_y, starts_x = {y for y, _ in coords}, {x for _, x in coords}
+    rows = sorted({e for s in starts_y for e in (s, s + th) if 0 < e < height})
+    cols = sorted({e for s in starts_x for e in (s, s + tw) if 0 < e < width})
+    return rows, cols
+
+
+def seam_ratio(canvas: Tensor, tiling: TilingModule) -> float:
+    """Mean absolute pixel step across tile edges over the mean step everywhere (1: no seam)."""
+    dy = (canvas[..., 1:, :] - canvas[..., :-1, :]).abs().mean(dim=(0, 1, 3))
+    dx = (canvas[..., :, 1:] - canvas[..., :, :-1]).abs().mean(dim=(0, 1, 2))
+    rows, cols = tile_edges(tiling)
+    if not rows and not cols:
+        return 1.0
+    steps = torch.cat([dy[[r - 1 for r in rows]], dx[[c - 1 for c in cols]]])
+    return float(steps.mean() / torch.cat([dy, dx]).mean())

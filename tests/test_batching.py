@@ -1,0 +1,54 @@
+"""render.tiles_per_step: a number as given, or auto (measured; from the cores on the CPU)."""
+
+import pytest
+import torch
+from test_configs import compose_render
+
+from render import batching
+from render.errors import UserError
+from render.models import efficientnet_lite0
+from render.objectives import channel
+from render.params import FourierParam
+from render.transforms import RobustnessTransforms
+
+
+@pytest.mark.parametrize("value", [0, -3, "autoo", "4x"])
+def test_anything_but_a_positive_integer_or_auto_is_one_clear_error(value):
+    cfg = compose_render()
+    cfg.render.tiles_per_step = value
+    with pytest.raises(UserError, match="must be a positive integer or 'auto'"):
+        batching.tiles_per_step(cfg, None, None, tiles=9, world=1)
+
+
+def test_a_number_is_kept():
+    cfg = compose_render("render.tiles_per_step=7")
+    assert batching.tiles_per_step(cfg, None, None, tiles=9, world=1) == 7
+
+
+def test_auto_on_the_cpu_takes_two_tiles_per_core_within_the_shard(monkeypatch, caplog):
+    monkeypatch.setattr(batching.os, "cpu_count", lambda: 3)
+    monkeypatch.delenv(batching.MEASURED_ENV, raising=False)
+    cfg = compose_render(
+        "render.tiles_per_step=auto", "trainer.accelerator=cpu", "tiling.tile_size=[64,64]"
+    )
+    model, objective = efficientnet_lite0(), channel("blocks.2.0", 3)
+    with caplog.at_level("INFO"):
+        assert batching.tiles_per_step(cfg, model, objective, tiles=100, world=2) == 6
+    assert "render.tiles_per_step=auto: 6 tiles per step (2 per CPU core, 3 cores)" in caplog.text
+    assert batching.os.environ.pop(batching.MEASURED_ENV) == "6", "handed to launched ranks"
+    assert batching.tiles_per_step(cfg, model, objective, tiles=9, world=2) == 5, "the shard"
+
+
+def test_the_probe_runs_a_steps_forward_and_backward():
+    seen = []
+    model = efficientnet_lite0()
+    model.network.conv_stem.register_full_backward_hook(lambda *args: seen.append(args))
+    step = batching.probe(
+        model,
+        channel("blocks.2.0", 3),
+        FourierParam((64, 64)),
+        RobustnessTransforms(),
+        torch.device("cpu"),
+    )
+    step(2)
+    assert len(seen) == 1 and seen[0][2][0].shape[0] == 2, "a backward pass through 2 tiles"

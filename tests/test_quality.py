@@ -1,0 +1,73 @@
+"""The measures a render is judged by: windows per level, finest-octave detail, seams."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision.transforms.v2.functional as TF
+
+from render.models import efficientnet_lite0
+from render.quality import (
+    classify,
+    fine_detail,
+    recognition_by_level,
+    seam_ratio,
+    tile_edges,
+    window_levels,
+    windows,
+)
+from tiling import TilingModule
+
+
+def test_levels_go_down_to_about_one_tile():
+    assert window_levels((1024, 1024), (224, 224)) == [1, 2, 4]
+    assert window_levels((448, 448), (224, 224)) == [1, 2]
+    assert window_levels((672, 672), (224, 224)) == [1, 2, 4]
+    assert window_levels((2048, 2048), (224, 224)) == [1, 2, 4, 8]
+    assert window_levels((224, 224), (224, 224)) == [1]
+
+
+def test_windows_are_a_grid_row_by_row():
+    canvas = torch.arange(16.0).reshape(1, 1, 4, 4)
+    quarters = windows(canvas, 2)
+    assert quarters.shape == (4, 1, 2, 2)
+    assert quarters[1, 0].tolist() == [[2, 3], [6, 7]]
+    assert torch.equal(windows(canvas, 1), canvas)
+
+
+def test_fine_detail_is_what_a_2x_resample_removes():
+    torch.manual_seed(0)
+    noise = torch.rand(1, 3, 128, 128)
+    smooth = TF.resize(TF.resize(noise, [32, 32], antialias=True), [128, 128], antialias=True)
+    upsampled = TF.resize(TF.resize(noise, [64, 64], antialias=True), [128, 128], antialias=True)
+    assert fine_detail(torch.full((1, 3, 64, 64), 0.5)) == pytest.approx(0, abs=1e-6)
+    assert fine_detail(noise) > 5 * fine_detail(smooth)
+    # An upsampled picture carries far less in its finest octave than the picture itself.
+    assert fine_detail(upsampled) < 0.5 * fine_detail(noise)
+
+
+def test_seam_ratio_sees_steps_at_tile_edges_only():
+    tiling = TilingModule([64, 64], [0.25, 0.25], [160, 160])
+    rows, cols = tile_edges(tiling)
+    assert rows == cols == [48, 64, 96, 112]
+    torch.manual_seed(0)
+    smooth = TF.gaussian_blur(torch.rand(1, 3, 160, 160), [9, 9])
+    assert seam_ratio(smooth, tiling) == pytest.approx(1, abs=0.2)
+    seamed = smooth.clone()
+    for r in rows:
+        seamed[..., r:, :] += 0.05
+    for c in cols:
+        seamed[..., :, c:] += 0.05
+    assert seam_ratio(seamed, tiling) > 2
+
+
+def test_recognition_shares_follow_the_classifier():
+    model = efficientnet_lite0()
+    torch.manual_seed(0)
+    canvas = torch.rand(1, 3, 448, 448)
+    top = classify(model, windows(canvas, 2)).argmax(dim=1)
+    shares = recognition_by_level(model, canvas, int(top[0]), (224, 224))
+    assert set(shares) == {1, 2}
+    assert shares[2] == pytest.approx(float((top == top[0]).float().mean()))
+    whole = int(classify(model, canvas).argmax())
+    assert recognition_by_level(model, canvas, whole, (224, 224))[1] == 1.0
