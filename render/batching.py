@@ -99,8 +99,8 @@ def tiles_per_step(
             "Lightning launches; with torchrun or srun give a number (the log of a "
             "one-process run with auto says which)"
         )
-    device = torch.device("cuda", torch.cuda.current_device()) if uses_cuda(cfg.trainer) else None
-    device = device or torch.device("cpu")
+    on_gpu = uses_cuda(cfg.trainer)
+    device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
     tile = tuple(cfg.tiling.tile_size)
     step = probe(model, objective, build(cfg.param, tile_size=tile), build(cfg.transforms), device)
     chosen, why = auto_tiles_per_step(step, device, math.ceil(tiles / world))

@@ -45,8 +45,8 @@ class TileStore:
         """Number of tiles (rows)."""
         return self.params.shape[0]
 
-    def _gather(self, rows: Tensor, idx: Tensor, device: torch.device) -> Tensor:
-        batch = rows[_index_for(rows, idx)]
+    def _gather(self, rows: Tensor, index: Indices, device: torch.device) -> Tensor:
+        batch = rows[index.on(rows)]
         if self.pin_memory and device.type == "cuda":
             return batch.pin_memory().to(device, non_blocking=True)
         return batch.to(device)
@@ -59,14 +59,15 @@ class TileStore:
         counts = self.updates[idx]
         if not torch.equal(counts, counts[:1].expand_as(counts)):
             raise RuntimeError(f"tiles {idx.tolist()} of one batch have taken different steps")
-        param = nn.Parameter(self._gather(self.params, idx, device))
+        index = Indices(idx)
+        param = nn.Parameter(self._gather(self.params, index, device))
         state: dict[str, Any] = {}
         for key, rows in self.state.items():
             if rows.dim() == 1:
-                first = rows.index_select(0, _index_for(rows, idx[:1])).squeeze(0)
+                first = rows.index_select(0, index.on(rows)[:1]).squeeze(0)
                 state[key] = first.to(self.scalar_devices[key], copy=True)
             else:
-                state[key] = self._gather(rows, idx, device).to(self.params.dtype)
+                state[key] = self._gather(rows, index, device).to(self.params.dtype)
         return param, state
 
     def swap_out(self, idx: Tensor, param: Tensor, state: dict[str, Any]) -> None:
@@ -75,7 +76,8 @@ class TileStore:
         With offloaded rows the write-back to the host waits for the step to finish: the one
         sync per step that a canvas larger than the device costs.
         """
-        self.params[_index_for(self.params, idx)] = param.detach().to(self.params.device)
+        index = Indices(idx)
+        self.params[index.on(self.params)] = param.detach().to(self.params.device)
         self.updates[idx] += 1
         for key, value in state.items():
             if not isinstance(value, Tensor):
@@ -85,14 +87,14 @@ class TileStore:
                 if rows is None:
                     rows = torch.zeros(self.num_tiles, dtype=value.dtype, device=value.device)
                     self.state[key] = rows
-                rows[_index_for(rows, idx)] = value.detach()
+                rows[index.on(rows)] = value.detach()
                 self.scalar_devices[key] = value.device
             else:
                 rows = self.state.get(key)
                 if rows is None:
                     rows = torch.zeros_like(self.params, dtype=self.state_dtype)
                     self.state[key] = rows
-                rows[_index_for(rows, idx)] = value.detach().to(rows.device, rows.dtype)
+                rows[index.on(rows)] = value.detach().to(rows.device, rows.dtype)
 
     def reset_state(self) -> None:
         """Drop the optimiser state (a new octave starts its tiles' optimisers afresh)."""
@@ -101,7 +103,7 @@ class TileStore:
         self.updates.zero_()
 
     def to(self, device: torch.device) -> None:
-        """Move the rows (not the per-tile scalars, which optimisers keep on the CPU)."""
+        """Move the rows (not the per-tile scalars, which stay where the optimiser keeps them)."""
         self.params = self.params.to(device)
         self.state = {k: v.to(device) if v.dim() > 1 else v for k, v in self.state.items()}
 
@@ -133,11 +135,19 @@ class TileStore:
         self.updates = saved["updates"].cpu()
 
 
-def _index_for(rows: Tensor, idx: Tensor) -> Tensor:
-    """``idx`` (CPU) where ``rows`` live: a pinned, asynchronous copy, so no step waits for it.
+class Indices:
+    """Tile indices (a CPU tensor) and their copies on the devices where rows live.
 
-    Indexing a device tensor with a CPU index would copy the index synchronously.
+    Indexing a device tensor with a CPU index would copy the index synchronously; here each
+    device gets one pinned, asynchronous copy per swap, shared by every row tensor there.
     """
-    if rows.device.type == "cpu":
-        return idx
-    return idx.pin_memory().to(rows.device, non_blocking=True)
+
+    def __init__(self, idx: Tensor) -> None:
+        self._copies = {idx.device: idx}
+        self._idx = idx
+
+    def on(self, rows: Tensor) -> Tensor:
+        """The indices on ``rows``'s device."""
+        if rows.device not in self._copies:
+            self._copies[rows.device] = self._idx.pin_memory().to(rows.device, non_blocking=True)
+        return self._copies[rows.device]

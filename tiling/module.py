@@ -140,10 +140,7 @@ class TilingModule(torch.nn.Module):
         self._starts_y = tile_starts(height, th, self._strides[0], self._even)
         self._starts_x = tile_starts(width, tw, self._strides[1], self._even)
         self._coords = [self._starts_y, self._starts_x]
-        self._overlap = [
-            reference_ramps(self._starts_y, th, height, self._ramps[0]),
-            reference_ramps(self._starts_x, tw, width, self._ramps[1]),
-        ]
+        self._overlap = self._reference_overlap(self._starts_y, self._starts_x, height, width)
         self._weights_y = tile_weights(self._starts_y, th, height, self._window)
         self._weights_x = tile_weights(self._starts_x, tw, width, self._window)
         self._runs_y = complement_runs(self._starts_y, th, height)
@@ -227,11 +224,16 @@ class TilingModule(torch.nn.Module):
             for x in xs:
                 windows.append(tensor[:, :, y : y + th, x : x + tw])
         tiles = torch.stack(windows, 1).flatten(0, 1)
-        overlaps = [
-            reference_ramps(ys, th, height, self._ramps[0]),
-            reference_ramps(xs, tw, width, self._ramps[1]),
+        return tiles, [ys, xs], self._reference_overlap(ys, xs, height, width)
+
+    def _reference_overlap(
+        self, ys: List[int], xs: List[int], height: int, width: int
+    ) -> List[List[List[int]]]:
+        """The reference's ``[zeros, ramp]`` entries of tiles starting at ``ys`` and ``xs``."""
+        return [
+            reference_ramps(ys, self._tile_size[0], height, self._ramps[0]),
+            reference_ramps(xs, self._tile_size[1], width, self._ramps[1]),
         ]
-        return tiles, [ys, xs], overlaps
 
     def _weights(
         self, dtype: torch.dtype, device: torch.device
