@@ -77,7 +77,14 @@ class ProgressGif:
         if not self.frames:
             return
         size = self.frames[-1].size
-        frames = [f if f.size == size else f.resize(size, Image.BILINEAR) for f in self.frames]
+        # Pillow's default median-cut palette takes about 0.3 s per 448x448 frame (9 s of the
+        # default render); fast octree takes a hundredth of that and looks the same in a GIF.
+        frames = [
+            (f if f.size == size else f.resize(size, Image.BILINEAR)).quantize(
+                256, method=Image.Quantize.FASTOCTREE
+            )
+            for f in self.frames
+        ]
         with atomic_path(path) as tmp:
             frames[0].save(
                 tmp,

@@ -60,6 +60,16 @@ for message in (
     warnings.filterwarnings("ignore", message=message)
 
 
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's "💡 Tip" for its cloud logger, printed by every Trainer (each octave)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "💡" not in str(record.msg)
+
+
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoAdverts())
+
+
 def make_tiling(cfg: DictConfig, size: tuple[int, int]) -> TilingModule:
     """``TilingModule`` for one canvas size, with config mistakes reported as UserError."""
     try:
@@ -285,12 +295,22 @@ def octave_dir(ckpt_root: Path, octave: int, octaves: int) -> Path:
     return ckpt_root / f"octave{octave + 1}" if octaves > 1 else ckpt_root
 
 
-def render(cfg: DictConfig, run_dir: Path) -> Path:
-    """Run the render described by ``cfg``; outputs go to ``run_dir`` (on rank 0)."""
+def render(
+    cfg: DictConfig,
+    run_dir: Path,
+    *,
+    model: FeatureModel | None = None,
+    objective: Objective | None = None,
+) -> Path:
+    """Run the render described by ``cfg``; outputs go to ``run_dir`` (on rank 0).
+
+    ``model`` and ``objective``, when given (the Python API), replace ``cfg.model`` and
+    ``cfg.objective``.
+    """
     started = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = build(cfg.model)
-    objective = build(cfg.objective)
+    model = build(cfg.model) if model is None else model
+    objective = build(cfg.objective) if objective is None else objective
     objective.validate(model.layer_channels())
     init = build(cfg.init)
     base = cfg.tiling.base_size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 import urllib.error
@@ -367,3 +368,25 @@ def test_layers_script_prints_layers_and_reports_user_errors(
     assert os.linesep not in captured.err.strip()
     assert script.main(["model=googlenett"]) == 2
     assert "googlenet" in capsys.readouterr().err
+
+
+def test_channels_last_gives_the_same_activations_and_gradients(lite0: FeatureModel) -> None:
+    assert lite0.channels_last
+    conv = next(m for m in lite0.network.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    # The same weights in the default layout: channels_last may only change the speed.
+    plain = from_module(copy.deepcopy(lite0.network).to(memory_format=torch.contiguous_format))
+    plain.mean.copy_(lite0.mean)
+    plain.std.copy_(lite0.std)
+    assert not plain.channels_last
+    images = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    results = []
+    for model in (lite0, plain):
+        x = images.clone().requires_grad_(True)
+        out = model.capture(x, ["blocks.3.2"])["blocks.3.2"]
+        out.square().mean().backward()
+        results.append((out.detach(), x.grad))
+    (out_cl, grad_cl), (out_plain, grad_plain) = results
+    torch.testing.assert_close(out_cl, out_plain, rtol=1e-4, atol=1e-4)
+    # Summation order differs between the layouts: compare the gradients as a whole.
+    assert float((grad_cl - grad_plain).norm() / grad_plain.norm()) < 1e-4

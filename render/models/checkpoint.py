@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import timm
@@ -43,11 +43,17 @@ def from_module(
     *,
     name: str = "",
     input_size: int = 224,
+    preprocess: Callable[[Tensor], Tensor] | None = None,
 ) -> FeatureModel:
-    """Wrap any classifier `module` whose input is normalised as (x - mean) / std."""
+    """Wrap any classifier `module` whose input is normalised as (x - mean) / std.
+
+    ``preprocess`` replaces mean/std: a differentiable map from RGB in [0, 1] to its input.
+    """
     if not isinstance(module, nn.Module):
         raise UserError(f"from_module needs a torch.nn.Module, got {type(module).__name__}")
-    return FeatureModel(module, mean, std, name=name, input_size=input_size)
+    if preprocess is not None and not callable(preprocess):
+        raise UserError(f"preprocess must be callable, got {type(preprocess).__name__}")
+    return FeatureModel(module, mean, std, name=name, input_size=input_size, preprocess=preprocess)
 
 
 def _is_torchscript(file: Path) -> bool:
@@ -233,4 +239,5 @@ def checkpoint_model(
         name=f"{name}@{file.name}",
         input_size=input_size,
         labels=labels,
+        channels_last=True,
     )

@@ -69,4 +69,5 @@ def efficientnet_lite0() -> FeatureModel:
         name="efficientnet_lite0",
         input_size=224,
         labels=imagenet_labels(),
+        channels_last=True,
     )

@@ -44,9 +44,23 @@ class FeatureModel(nn.Module):
         name: str = "",
         input_size: int = 224,
         labels: Sequence[str] | None = None,
+        channels_last: bool = False,
+        preprocess: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
-        """Wrap `network`, which expects inputs normalised as (x - mean) / std."""
+        """Wrap `network`, which expects inputs normalised as (x - mean) / std.
+
+        ``preprocess``, if given, maps RGB in [0, 1] to the network's input instead of mean/std
+        (differentiable torch ops only: gradients flow through it to the image).
+
+        ``channels_last`` runs the network on NHWC tensors: convolutions are 15-20% faster on
+        CPU (oneDNN) and on CUDA (cuDNN), but a network that calls ``.view`` on an activation
+        would fail, so only networks known to work with it turn it on.
+        """
         super().__init__()
+        self.channels_last = channels_last
+        self.preprocess = preprocess
+        if channels_last:
+            network.to(memory_format=torch.channels_last)
         self.network = network
         self.name = name or type(network).__name__
         self.input_size = int(input_size)
@@ -67,7 +81,10 @@ class FeatureModel(nn.Module):
         """Name and normalisation, for printing."""
         mean = [round(v, 4) for v in self.mean.flatten().tolist()]
         std = [round(v, 4) for v in self.std.flatten().tolist()]
-        return f"name={self.name!r}, mean={mean}, std={std}, input_size={self.input_size}"
+        return (
+            f"name={self.name!r}, mean={mean}, std={std}, input_size={self.input_size}, "
+            f"channels_last={self.channels_last}"
+        )
 
     def train(self, mode: bool = True) -> FeatureModel:
         """Stay in eval mode whatever `mode` says (no BatchNorm updates, no dropout)."""
@@ -83,7 +100,13 @@ class FeatureModel(nn.Module):
         """Map RGB images in [0, 1] to the network's input space."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected RGB images shaped (N, 3, H, W), got {tuple(images.shape)}")
-        return (images - self.mean) / self.std
+        if self.preprocess is not None:
+            normalised = self.preprocess(images)
+        else:
+            normalised = (images - self.mean) / self.std
+        if self.channels_last:
+            return normalised.contiguous(memory_format=torch.channels_last)
+        return normalised
 
     def forward(self, images: Tensor) -> Tensor:
         """Return the logits for RGB NCHW images in [0, 1]."""

@@ -172,6 +172,7 @@ def torchvision_model(name: str, weights: str = "DEFAULT") -> FeatureModel:
         name=name,
         input_size=int(crop[0]) if crop else 224,
         labels=chosen.meta.get("categories"),
+        channels_last=True,
     )
 
 
@@ -196,7 +197,13 @@ def _timm_feature_model(network: nn.Module, name: str) -> FeatureModel:
     mean, std = timm_normalisation(network)
     size = (getattr(network, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))
     return FeatureModel(
-        network, mean, std, name=name, input_size=int(size[-1]), labels=timm_labels(network)
+        network,
+        mean,
+        std,
+        name=name,
+        input_size=int(size[-1]),
+        labels=timm_labels(network),
+        channels_last=True,
     )
 
 

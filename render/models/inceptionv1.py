@@ -19,7 +19,9 @@ from render.errors import UserError
 from render.models.feature import FeatureModel
 
 WEIGHTS_FILE = "inception5h.pth"
-WEIGHTS_URL = "https://github.com/ProGamerGov/pytorch-old-tensorflow-models/raw/master/inception5h.pth"
+WEIGHTS_URL = (
+    "https://github.com/ProGamerGov/pytorch-old-tensorflow-models/raw/master/inception5h.pth"
+)
 # The TF graph takes 255 * x - 117 for RGB x in [0, 1], i.e. (x - 117/255) / (1/255).
 INCEPTION5H_MEAN = (117 / 255,) * 3
 INCEPTION5H_STD = (1 / 255,) * 3
@@ -173,5 +175,10 @@ def inceptionv1(path: str | os.PathLike[str] | None = None) -> FeatureModel:
         )
     network.load_state_dict(state_dict, strict=True)
     return FeatureModel(
-        network, INCEPTION5H_MEAN, INCEPTION5H_STD, name="inceptionv1", input_size=224
+        network,
+        INCEPTION5H_MEAN,
+        INCEPTION5H_STD,
+        name="inceptionv1",
+        input_size=224,
+        channels_last=True,
     )

@@ -1,0 +1,115 @@
+"""The Python API: ``render_image(objective, model=...)`` on the command line's code path.
+
+``render_image()`` composes the same config as ``python scripts/render.py`` (``configs/`` plus
+the overrides), builds the same parts and runs the same :func:`render.run.render`, so with the
+same config and seed it gives the command line's pixels. A Python objective or model replaces
+the config's.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from PIL import Image
+from torch import nn
+
+from render.config import register_configs
+from render.errors import UserError
+from render.models import FeatureModel, from_module
+from render.objectives import Objective
+from render.run import render
+
+__all__ = ["CONFIG_DIR", "compose_config", "render_image"]
+
+#: The configs the command line composes.
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """The render config of ``python scripts/render.py OVERRIDES...``, as a DictConfig."""
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("render", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        raise UserError(f"overrides {list(overrides)}: {error}") from None
+    # The command line runs with Hydra's job config; an API render has no Hydra job.
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
+def _size_override(key: str, value: Sequence[int] | int | None) -> list[str]:
+    """``key=[h,w]`` for a size given as (h, w) or one int (square); nothing for None."""
+    if value is None:
+        return []
+    pair = [value, value] if isinstance(value, int) else list(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v > 0 for v in pair):
+        raise UserError(f"{key} must be (height, width) of positive ints, got {value!r}")
+    return [f"{key}=[{pair[0]},{pair[1]}]"]
+
+
+def _feature_model(model: nn.Module | FeatureModel | None) -> FeatureModel | None:
+    """A user's network as a FeatureModel (ImageNet mean/std unless it is one already)."""
+    if model is None or isinstance(model, FeatureModel):
+        return model
+    if not isinstance(model, nn.Module):
+        raise UserError(
+            f"model must be a torch.nn.Module or a render.models.FeatureModel, "
+            f"got {type(model).__name__}"
+        )
+    return from_module(model)
+
+
+def render_image(
+    objective: Objective | None = None,
+    *,
+    model: nn.Module | FeatureModel | None = None,
+    size: Sequence[int] | int | None = None,
+    tile: Sequence[int] | int | None = None,
+    seed: int | None = None,
+    overrides: Sequence[str] = (),
+    out_dir: str | Path | None = None,
+) -> Image.Image:
+    """Render and return the canvas as a PIL image.
+
+    ``objective`` and ``model`` replace the config's (a plain ``nn.Module`` is normalised with
+    ImageNet's mean and std; wrap it with :func:`render.models.from_module` for others or for a
+    ``preprocess`` callable). ``size``, ``tile`` and ``seed`` set ``tiling.base_size``,
+    ``tiling.tile_size`` and ``seed``; ``overrides`` are any command-line overrides. Every output
+    of the command line goes to ``out_dir`` when it is given, else to a temporary folder that is
+    removed before this returns.
+    """
+    if objective is not None and not isinstance(objective, Objective):
+        raise UserError(
+            f"objective must be a render.objectives.Objective (e.g. objectives.channel(...)), "
+            f"got {type(objective).__name__}"
+        )
+    if isinstance(overrides, str):
+        raise UserError(f"overrides must be a list of strings, got the string {overrides!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise UserError(f"seed must be an int, got {seed!r}")
+    cfg = compose_config(
+        [
+            *_size_override("tiling.base_size", size),
+            *_size_override("tiling.tile_size", tile),
+            *([f"seed={seed}"] if seed is not None else []),
+            *overrides,
+        ]
+    )
+    feature_model = _feature_model(model)
+    if out_dir is not None:
+        return _open(render(cfg, Path(out_dir), model=feature_model, objective=objective))
+    with tempfile.TemporaryDirectory(prefix="tiledream_") as tmp:
+        return _open(render(cfg, Path(tmp), model=feature_model, objective=objective))
+
+
+def _open(png: Path) -> Image.Image:
+    """The PNG's pixels, loaded (not lazily tied to a file that may be removed)."""
+    with Image.open(png) as picture:
+        return picture.convert("RGB")
