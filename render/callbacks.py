@@ -13,16 +13,20 @@ from render.renderer import TileRenderer
 
 
 class BlendCallback(pl.Callback):
-    """Every ``every_n_steps`` steps, blend the tiles' overlaps (``TilingModule.forward``).
+    """After every ``every_n_updates`` passes over the tiles, blend the overlaps
+    (``TilingModule.forward``).
 
-    ``on_blend`` receives the full canvas after each blend on rank 0 (the progress GIF uses it).
+    A pass updates every tile once, so between two blends each tile takes the same number of
+    steps from the same blended canvas, whatever the batches and the number of processes: the
+    picture depends on neither. ``on_blend`` receives the full canvas after each blend on rank 0
+    (the progress GIF uses it).
     """
 
     def __init__(
-        self, every_n_steps: int, on_blend: Callable[[Tensor], None] | None = None
+        self, every_n_updates: int, on_blend: Callable[[Tensor], None] | None = None
     ) -> None:
-        """Blend every ``every_n_steps`` optimiser steps (0 never blends)."""
-        self.every_n_steps = every_n_steps
+        """Blend every ``every_n_updates`` updates of each tile (0 never blends)."""
+        self.every_n_updates = every_n_updates
         self.on_blend = on_blend
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: TileRenderer) -> None:
@@ -33,8 +37,10 @@ class BlendCallback(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: TileRenderer, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        step = trainer.global_step
-        if self.every_n_steps <= 0 or step % self.every_n_steps != 0:
+        if self.every_n_updates <= 0:
+            return
+        assert pl_module.loader is not None
+        if trainer.global_step % (self.every_n_updates * len(pl_module.loader)) != 0:
             return
         pixels = pl_module.blend()
         if self.on_blend is not None and trainer.is_global_zero:

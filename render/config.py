@@ -37,7 +37,8 @@ class RenderSettings:
 
     # A number, or "auto": measured from the device's free memory (render/batching.py).
     tiles_per_step: Union[int, str] = 4  # noqa: UP007 - OmegaConf needs typing.Union
-    blend_every: int = 10
+    # Updates of every tile between blends of the overlaps (passes over the canvas; 0: never).
+    blend_every: int = 3
     # Optimiser updates of every tile in each octave; trainer.max_steps, when set, wins.
     updates_per_tile: float = 50.0
     # None: a pyramid from about one tile for renders from noise (scale <= 2), one octave of

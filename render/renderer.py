@@ -17,7 +17,7 @@ from render.memory import release_free_memory
 from render.models import FeatureModel
 from render.objectives import Objective
 from render.params import Parameterization
-from render.schedule import TileBatches, step_generator
+from render.schedule import TileBatches, tile_generators
 from render.store import TileStore
 from tiling import TilingModule
 
@@ -150,13 +150,13 @@ class TileRenderer(pl.LightningModule):
         if state:
             inner.state[param] = state
         images = self.param.decode(param)
-        images = self.transforms(
-            images, step_generator(self.seed, self.global_step, self.global_rank)
-        )
+        images = self.transforms(images, tile_generators(self.seed, idx, self.store.updates[idx]))
         score = self.objective(self.model.capture(images, self.layers), images)
         self._scores.append((self.global_step, score.detach()))
         optimizer.zero_grad()
-        self.manual_backward(-score)
+        # The objective is a mean over the batch: times the batch size, each tile's gradient is
+        # its own, whichever tiles share the batch (the same picture on any number of ranks).
+        self.manual_backward(-score * len(idx))
         optimizer.step()
         # Parameters that went non-finite here make the objective non-finite when their tiles
         # come round again; before that, checkpoints, blends and outputs check the tiles.

@@ -18,6 +18,18 @@ def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 65_537 + rank)
 
 
+def tile_generators(seed: int, tiles: torch.Tensor, updates: torch.Tensor) -> list[torch.Generator]:
+    """One CPU generator per tile for its next update, from (seed, tile, update count) only.
+
+    A tile's random draws then do not depend on which tiles share its batch, on the order of
+    the batches or on the number of processes.
+    """
+    return [
+        torch.Generator().manual_seed(((seed * 1_000_003 + tile) * 65_537 + update) ^ 0x5EED)
+        for tile, update in zip(tiles.tolist(), updates.tolist(), strict=True)
+    ]
+
+
 class TileBatches:
     """Batches of tile indices: each epoch visits every tile of this rank's shard once.
 

@@ -7,7 +7,8 @@ the same transforms on any device. Every step is differentiable with respect to 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Union
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,10 @@ def _check_generator(generator: torch.Generator) -> None:
     """Raise ValueError unless ``generator`` is a CPU ``torch.Generator``."""
     if not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
         raise ValueError(f"transforms need a CPU torch.Generator, got {generator!r}")
+
+
+#: One generator for the whole batch, or one per tile (each tile's draw from its own stream).
+Generators = Union[torch.Generator, Sequence[torch.Generator]]  # noqa: UP007
 
 
 class RobustnessTransforms(torch.nn.Module):
@@ -111,14 +116,23 @@ class RobustnessTransforms(torch.nn.Module):
             and set(self.angles) == {0.0}
         )
 
-    def _draw(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
+    def _draw(self, n: int, generator: Generators) -> dict[str, Tensor]:
         """Draw the random parameters of ``n`` tiles from ``generator`` (CPU tensors).
+
+        Given one generator per tile, each tile's parameters are its generator's first draw,
+        so a tile is transformed the same way whichever tiles share its batch.
 
         The order is fixed, so a seed gives the same transforms on any device: first-jitter
         offsets ``first`` [n, 2] as (top, left) in 0..jitter, ``scale`` [n] (indices into
         ``scales``, returned as values), ``angle`` [n] (likewise, degrees), final-jitter offsets
         ``last`` [n, 2] as (top, left) in 0..final_jitter. Nothing else is drawn.
         """
+        if not isinstance(generator, torch.Generator):
+            if len(generator) != n:
+                raise ValueError(f"{len(generator)} generators for a batch of {n} tiles")
+            draws = [self._draw(1, one) for one in generator] or [self._draw(0, torch.Generator())]
+            return {key: torch.cat([draw[key] for draw in draws]) for key in draws[0]}
+        _check_generator(generator)
         first = torch.randint(0, self.jitter + 1, (n, 2), generator=generator)
         scale_idx = torch.randint(0, len(self.scales), (n,), generator=generator)
         angle_idx = torch.randint(0, len(self.angles), (n,), generator=generator)
@@ -173,15 +187,15 @@ class RobustnessTransforms(torch.nn.Module):
         keep_c = (cols >= lo[:, 1:]) & (cols < hi[:, 1:])
         return (keep_r[:, None, :, None] & keep_c[:, None, None, :]).to(images.dtype)
 
-    def forward(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        """Transform each tile of ``images`` [n, C, H, W] with its own draw from ``generator``.
+    def forward(self, images: Tensor, generator: Generators) -> Tensor:
+        """Transform each tile of ``images`` [n, C, H, W] with its own draw from ``generator``
+        (one generator for the batch, or one per tile).
 
         Random numbers come from ``generator`` only (see :meth:`_draw`); the sampling runs on the
         images' device, in their dtype (float32 for lower precision, then cast back).
         """
         if images.dim() != 4:
             raise ValueError(f"expected images [n, C, H, W], got shape {list(images.shape)}")
-        _check_generator(generator)
         n, channels, height, width = images.shape
         out_h, out_w = self.output_size(height, width)
         params = self._draw(n, generator)
@@ -241,6 +255,6 @@ class NoTransforms(torch.nn.Module):
         """Return ``(height, width)``: tiles keep their size."""
         return (height, width)
 
-    def forward(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def forward(self, images: Tensor, generator: Generators | None = None) -> Tensor:
         """Return ``images`` as given; ``generator`` is accepted for a common signature."""
         return images

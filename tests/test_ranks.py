@@ -1,12 +1,15 @@
 """Multi-process renders (two CPU processes, gloo) that cannot hang when one process fails."""
 
+import math
 import os
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from conftest import RENDER, ROOT
+from PIL import Image
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -56,3 +59,35 @@ def test_a_failing_rank_stops_every_rank_with_one_error_and_no_picture(tmp_path,
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.glob("render*.png")), "nothing written after the failure"
     assert seconds < 200
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two 8-bit images, in dB (inf when equal)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+@pytest.mark.slow
+def test_one_and_two_processes_render_the_same_picture(tmp_path):
+    # No trainer.max_steps: each octave gives every tile the same number of updates on any
+    # number of ranks (3 tiles of a rank's shard of 5 or 4: batches of 2 and 1 or 2 and 2).
+    same = [o for o in TWO_RANKS if not o.startswith(("trainer.", "render.blend_every"))]
+    same += ["render.updates_per_tile=4", "render.blend_every=1", "trainer.accelerator=cpu"]
+    pictures = []
+    for devices in (1, 2):
+        run_dir = tmp_path / f"devices{devices}"
+        extra = ["trainer.devices=2", "trainer.strategy=ddp"] if devices == 2 else []
+        result = subprocess.run(
+            [sys.executable, RENDER, *same, *extra, f"hydra.run.dir={run_dir}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        with Image.open(run_dir / "render.png") as png:
+            pictures.append(np.asarray(png.convert("RGB")))
+    one, two = pictures
+    assert psnr(one, two) > 40, f"PSNR {psnr(one, two):.1f} dB"
+    # A picture, not a flat canvas on which any two renders would agree.
+    assert one.std() > 20

@@ -29,8 +29,9 @@ def test_tiny_render_writes_every_output(tmp_path):
     with Image.open(tmp_path / "render_tiles.png") as tiles:
         assert tiles.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
     with Image.open(tmp_path / "progress.gif") as gif:
-        # A pyramid of two octaves (64, 112): each adds its start and a blend every 2 of 4 steps.
-        assert gif.n_frames == 6
+        # A pyramid of two octaves (64, 112), each with its start and a blend every 2 updates of
+        # every tile: 1 tile updated 4 times (2 blends), then 4 tiles updated twice (1 blend).
+        assert gif.n_frames == 3 + 2
     for octave in ("octave1", "octave2"):
         rows = list(csv.DictReader((tmp_path / "metrics" / octave / "metrics.csv").open()))
         assert [int(r["step"]) for r in rows if r.get("objective")] == [0, 1, 2, 3]

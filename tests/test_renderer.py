@@ -217,11 +217,12 @@ class NaNFrom:
         return score * float("nan") if self.calls > self.start else score
 
 
-@pytest.mark.parametrize("blend_every", [0, 2])
+@pytest.mark.parametrize("blend_every", [0, 1])
 def test_a_non_finite_objective_stops_the_render_before_anything_is_written(model, blend_every):
     from render.callbacks import BlendCallback
 
-    renderer = make_renderer(model, NaNFrom(channel("blocks.2.0", 3), start=3))
+    # 4 tiles, 2 per step: a pass takes 2 steps, so blend_every=1 blends at step 2.
+    renderer = make_renderer(model, NaNFrom(channel("blocks.2.0", 3), start=3), tiles_per_step=2)
     written = []
     blends = BlendCallback(blend_every, on_blend=lambda canvas: written.append(canvas))
     with pytest.raises(NonFiniteError, match="the objective at step 3 became non-finite"):

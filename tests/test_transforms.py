@@ -322,3 +322,19 @@ def test_tiles_too_small_raise_user_error() -> None:
     with pytest.raises(UserError, match="too small"):
         t(torch.zeros(1, 3, 12, 30), _seeded(0))
     assert t(torch.zeros(1, 3, 13, 30), _seeded(0)).shape == (1, 3, 1, 18)
+
+
+def test_one_generator_per_tile_transforms_a_tile_the_same_in_any_batch() -> None:
+    t = RobustnessTransforms()
+    x = _images(4)
+    together = t(x, [_seeded(10 + i) for i in range(4)])
+    for i in range(4):
+        alone = t(x[i : i + 1], [_seeded(10 + i)])
+        torch.testing.assert_close(together[i : i + 1], alone, atol=1e-6, rtol=0)
+        # ...which is that tile's draw from its generator, as a batch of one.
+        torch.testing.assert_close(alone, t(x[i : i + 1], _seeded(10 + i)), atol=0, rtol=0)
+    assert not torch.allclose(together[0], t(x, _seeded(10))[0]) or not torch.allclose(
+        together[1], t(x, _seeded(10))[1]
+    ), "per-tile streams differ from one shared stream"
+    with pytest.raises(ValueError, match="3 generators for a batch of 4 tiles"):
+        t(x, [_seeded(i) for i in range(3)])
