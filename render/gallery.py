@@ -60,9 +60,10 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
 
 
 def split_overrides(jobs: Sequence[Job]) -> tuple[list[str], list[list[str]]]:
-    """The overrides every job has, and per job the others (its caption)."""
+    """The overrides every job has, and per job the others: its caption (else its number)."""
     shared = [o for o in jobs[0].overrides if all(o in job.overrides for job in jobs)]
-    return shared, [[o for o in job.overrides if o not in shared] for job in jobs]
+    own = [[o for o in job.overrides if o not in shared] for job in jobs]
+    return shared, [o or [f"job {job.folder.name}"] for job, o in zip(jobs, own, strict=True)]
 
 
 def wrap(text: str, font: ImageFont.FreeTypeFont, width: float) -> list[str]:
@@ -87,10 +88,7 @@ def contact_sheet(jobs: Sequence[Job], title: str) -> Image.Image:
     font = ImageFont.load_default(size=FONT_SIZE)
     line_h = FONT_SIZE + 4
     shared, own = split_overrides(jobs)
-    captions = [
-        caption_lines(o or [f"job {job.folder.name}"], font, THUMB)
-        for job, o in zip(jobs, own, strict=True)
-    ]
+    captions = [caption_lines(overrides, font, THUMB) for overrides in own]
     # A row of up to 4, then a square-ish grid.
     columns = min(len(jobs), max(4, math.ceil(math.sqrt(len(jobs)))))
     rows = math.ceil(len(jobs) / columns)
@@ -135,7 +133,7 @@ def page(jobs: Sequence[Job], sweep_dir: Path, title: str) -> str:
     shared, own = split_overrides(jobs)
     figures = []
     for job, overrides in zip(jobs, own, strict=True):
-        lines = [html.escape(o) for o in overrides] or [f"job {job.folder.name}"]
+        lines = [html.escape(o) for o in overrides]
         if job.picture is None:
             body = f'<div class="missing">no {PICTURE}</div>'
         else:

@@ -40,6 +40,11 @@ def test_jobs_in_job_order_captioned_by_what_differs(tmp_path: Path) -> None:
     shared, own = split_overrides(jobs)
     assert shared == ["seed=3"]
     assert own[10] == ["objective.channel=10"]
+    # One job: everything is shared, and the caption is the job's number.
+    assert split_overrides(find_jobs(fake_sweep(tmp_path / "one", [None]))) == (
+        ["seed=3", "objective.channel=0"],
+        [["job 0"]],
+    )
 
 
 def test_contact_sheet_places_every_picture_above_its_caption(tmp_path: Path) -> None:
