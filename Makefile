@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint render example bench gpu-wheels gpu-check clean
+.PHONY: install browser test test-fast lint render example bench gpu-wheels gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,15 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: lint
+# tests/test_gallery.py opens a page in headless Chromium driven by chromedriver: install them
+# with apt where missing and we may (root on Debian); without them that test skips, saying why.
+browser:
+	@command -v chromedriver >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends chromium chromium-driver >/dev/null; } \
+		|| echo "no chromedriver: tests/test_gallery.py's browser checks will skip"
+
+test: lint browser
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)

@@ -19,23 +19,20 @@ from omegaconf.errors import OmegaConfBaseException
 from PIL import Image
 from torch import nn
 
+from render.cli import config_dir
 from render.config import register_configs
 from render.errors import UserError
 from render.models import FeatureModel, from_module
 from render.objectives import Objective
 from render.run import render
 
-__all__ = ["CONFIG_DIR", "compose_config", "render_image"]
-
-#: The configs the command line composes.
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-
+__all__ = ["compose_config", "render_image"]
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     """The render config of ``python scripts/render.py OVERRIDES...``, as a DictConfig."""
     register_configs()
     try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             cfg = compose("render", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as error:
         raise UserError(f"overrides {list(overrides)}: {error}") from None

@@ -420,7 +420,6 @@ def load_bench() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_render", SCRIPTS / "bench_render.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_render"] = module  # its dataclasses look their module up here
     spec.loader.exec_module(module)
     module.register_configs()
     return module

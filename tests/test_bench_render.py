@@ -19,7 +19,6 @@ def bench() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_render", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_render"] = module  # dataclasses look their module up here
     spec.loader.exec_module(module)
     module.register_configs()
     return module

@@ -358,15 +358,15 @@ def test_layers_script_prints_layers_and_reports_user_errors(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     script = _layers_script()
-    assert script.main([]) == 0
+    assert script.layers([]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "conv_stem\t32" and lines[-1] == "logits\t1000"
     missing = tmp_path / "missing.pth"
-    assert script.main(["model=checkpoint", f"model.path={missing}", "model.arch=resnet18"]) == 2
+    assert script.layers(["model=checkpoint", f"model.path={missing}", "model.arch=resnet18"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and str(missing) in captured.err
     assert os.linesep not in captured.err.strip()
-    assert script.main(["model=googlenett"]) == 2
+    assert script.layers(["model=googlenett"]) == 2
     assert "googlenet" in capsys.readouterr().err
 
 

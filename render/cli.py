@@ -1,0 +1,64 @@
+"""The command line: ``tiledream`` (a render, Hydra overrides and ``-m``) and ``tiledream-layers``.
+
+``scripts/render.py`` and ``scripts/layers.py`` call the same functions from a checkout.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import hydra
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+
+from render.config import build, register_configs
+from render.errors import UserError
+from render.models import describe_layers
+from render.run import render
+
+__all__ = ["config_dir", "layers", "main"]
+
+
+def config_dir() -> str:
+    """The folder of ``render.yaml``: the wheel's copy inside the package, else the checkout's."""
+    package = Path(__file__).resolve().parent
+    installed = package / "configs"
+    return str(installed if installed.is_dir() else package.parent / "configs")
+
+
+register_configs()
+
+
+@hydra.main(config_path=config_dir(), config_name="render", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Render the composed config into Hydra's run directory; a UserError exits 2."""
+    try:
+        render(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except UserError as error:
+        logging.getLogger("render").error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def layers(overrides: Sequence[str] | None = None) -> int:
+    """Print the configured model's hookable layers as ``name<TAB>channels``; the exit status.
+
+    ``overrides`` default to the command line's arguments.
+    """
+    if overrides is None:
+        overrides = sys.argv[1:]
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            cfg = compose(config_name="render", overrides=list(overrides))
+        found = describe_layers(build(cfg.model))
+    except (UserError, HydraException) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for name, channels in found:
+        print(f"{name}\t{channels}")
+    return 0

@@ -1,0 +1,55 @@
+"""A non-editable install: the wheel carries configs/, and its commands work from another folder."""
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's wheel, built here and unpacked with its commands into a folder."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"), str(ROOT)]
+    subprocess.run(build, check=True, cwd=tmp, capture_output=True)
+    (wheel,) = (tmp / "dist").glob("tiledream-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    configs = {p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml")}
+    assert {f"render/{name}" for name in configs} <= names
+    target = tmp / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
+    return target
+
+
+def run_installed(target: Path, command: str, *args: str) -> subprocess.CompletedProcess:
+    """One of the wheel's commands, from an empty folder, importing only the installed copy."""
+    cwd = target.parent / "elsewhere"
+    cwd.mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    return subprocess.run(
+        [str(target / "bin" / command), *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+@pytest.mark.slow
+def test_tiledream_composes_from_the_packaged_configs(installed: Path) -> None:
+    done = run_installed(
+        installed, "tiledream", "tiling.tile_size=[256,448]", "--info", "searchpath"
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"file://{installed / 'render' / 'configs'}" in done.stdout
+    done = run_installed(installed, "tiledream", "experiment=wide_eyes", "--cfg", "job")
+    assert done.returncode == 0, done.stderr
+    assert "- 1344" in done.stdout and "window: cosine" in done.stdout
+
+
+@pytest.mark.slow
+def test_tiledream_layers_lists_the_default_model(installed: Path) -> None:
+    done = run_installed(installed, "tiledream-layers")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "conv_stem\t32"
