@@ -126,6 +126,12 @@ class FitResult:
         """Median seconds per blend."""
         return median(self.blends)
 
+    def blend_share(self, blend_every: int) -> float:
+        """A blend's time over that of the steps between two blends (``blend_every`` passes)."""
+        if blend_every <= 0:
+            return 0.0
+        return self.blend_s / (blend_every * self.steps_per_pass * self.step_s)
+
 
 def run_fit(
     model: FeatureModel,

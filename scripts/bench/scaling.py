@@ -53,7 +53,7 @@ def part_blend(fits: dict[int, FitResult | str], sizes: Sequence[int], blend_eve
                 fit.step_s,
                 fit.blend_s,
                 f"{fit.blend_s / fit.step_s:.2f}",
-                f"{100 * fit.blend_s / (blend_every * fit.step_s):.1f}%",
+                f"{100 * fit.blend_share(blend_every):.1f}%",
             ]
         )
     tps = next((f.tiles_per_step for f in fits.values() if not isinstance(f, str)), "?")
@@ -106,7 +106,7 @@ def part_scaling(
             row += [steps, fit, "", "", ""]
         else:
             pass_s = fit.steps_per_pass * fit.step_s + fit.blend_s
-            share = fit.blend_s / (blend_every * fit.step_s) if blend_every > 0 else 0.0
+            share = fit.blend_share(blend_every)
             row += [fit.steps_per_pass, fit.step_s, fit.blend_s, pass_s, f"{100 * share:.0f}%"]
         row += [*rss_cells, estimate, f"{seconds:.0f}" + (f" ({error})" if error else "")]
         if torch.cuda.is_available():
@@ -121,7 +121,7 @@ def part_scaling(
         "step (s)",
         "blend (s)",
         "s/pass (steps x step + blend)",
-        f"blend / (blend_every={blend_every} x step)",
+        f"blend / (blend_every={blend_every} passes x steps/pass x step)",
         "peak RSS (MB)",
         "RSS bytes/px",
         "marginal bytes/px (vs first row)",
