@@ -21,7 +21,7 @@ from torch import Tensor
 from render import batching
 from render.budget import check_memory
 from render.callbacks import BlendCallback
-from render.config import build
+from render.config import build, check_values
 from render.errors import UserError
 from render.models import FeatureModel
 from render.objectives import Objective
@@ -288,6 +288,7 @@ def octave_dir(ckpt_root: Path, octave: int, octaves: int) -> Path:
 def render(cfg: DictConfig, run_dir: Path) -> Path:
     """Run the render described by ``cfg``; outputs go to ``run_dir`` (on rank 0)."""
     started = time.perf_counter()
+    check_values(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build(cfg.model)
     objective = build(cfg.objective)
@@ -299,8 +300,6 @@ def render(cfg: DictConfig, run_dir: Path) -> Path:
         raise UserError("tiling.base_size is null, so init=image with init.path is needed")
     tile = list(cfg.tiling.tile_size)
     settings = cfg.render
-    if settings.decode_chunk < 1:
-        raise UserError(f"render.decode_chunk must be >= 1, got {settings.decode_chunk}")
     full_tiles = make_tiling(cfg.tiling, base).num_tiles()
     # Every later reader (the plan, the renderer) sees the number, measured once for auto.
     settings.tiles_per_step = batching.tiles_per_step(

@@ -15,7 +15,8 @@ def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     Deriving it from (seed, step, rank) instead of carrying RNG state makes a resumed render
     draw exactly what an uninterrupted one would.
     """
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 65_537 + rank)
+    # Reduced to the generator's 64 bits, as manual_seed reduces a negative seed.
+    return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 65_537 + rank) % 2**64)
 
 
 class TileBatches:

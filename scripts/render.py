@@ -18,9 +18,8 @@ import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from render.config import register_configs  # noqa: E402
+from render.config import check_values, register_configs  # noqa: E402
 from render.errors import UserError  # noqa: E402
-from render.run import render  # noqa: E402
 
 register_configs()
 
@@ -28,6 +27,10 @@ register_configs()
 @hydra.main(config_path="../configs", config_name="render", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
+        # Before torch and Lightning are imported: a bad value is reported in a second.
+        check_values(cfg)
+        from render.run import render
+
         render(cfg, Path(HydraConfig.get().runtime.output_dir))
     except UserError as error:
         logging.getLogger("render").error("%s", error)
