@@ -51,6 +51,7 @@ IGNORED_KEYS = ("resume",)
 #: A checkpoint file that could not be read is renamed with this suffix.
 UNREADABLE_SUFFIX = ".unreadable"
 _STEP = re.compile(r"step=(\d+)")
+_OCTAVE = "octave"
 
 
 class _Unset:
@@ -148,6 +149,11 @@ def find_resume(root: Path, set_aside: bool = True) -> Resume | None:
     return None
 
 
+def octave_dir(root: Path, octave: int, octaves: int) -> Path:
+    """Checkpoints of octave ``octave`` (from 0): ``root/octave<k>``, ``root`` for one octave."""
+    return root / f"{_OCTAVE}{octave + 1}" if octaves > 1 else root
+
+
 def has_checkpoints(root: Path) -> bool:
     """Whether ``root`` holds any checkpoint file, readable or not."""
     return next(_candidates(root), None) is not None
@@ -156,14 +162,14 @@ def has_checkpoints(root: Path) -> bool:
 def _candidates(root: Path) -> Iterator[tuple[int, Path]]:
     """``(octave, file)`` of every checkpoint under ``root``, newest first.
 
-    Octave k of a pyramid keeps its files in ``octave<k>/``, a single octave in ``root``
-    itself; the latest octave comes first, and in a folder ``last.ckpt`` (a link to the newest
-    file, or the newest itself where links cannot be made) then the files by step.
+    Folders as :func:`octave_dir` names them, the latest octave first; in a folder
+    ``last.ckpt`` (a link to the newest file, or the newest itself where links cannot be made)
+    comes first, then the files by step.
     """
     folders = [(0, root)] + [
-        (int(d.name[len("octave") :]) - 1, d)
-        for d in root.glob("octave*")
-        if d.is_dir() and d.name[len("octave") :].isdigit()
+        (int(d.name[len(_OCTAVE) :]) - 1, d)
+        for d in root.glob(f"{_OCTAVE}*")
+        if d.is_dir() and d.name[len(_OCTAVE) :].isdigit()
     ]
     for octave, folder in sorted(folders, key=lambda f: f[0], reverse=True):
         files = [p for p in folder.glob("*.ckpt") if not p.is_symlink() and p.is_file()]

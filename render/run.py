@@ -26,6 +26,7 @@ from render.checkpoints import (
     checkpoint_callback,
     find_resume,
     has_checkpoints,
+    octave_dir,
     render_config,
 )
 from render.config import build, check_values
@@ -273,11 +274,6 @@ def log_plan(plan: Sequence[Octave], tile: Sequence[int], tiles_per_step: int) -
         sum(o.steps for o in plan),
         updates,
     )
-
-
-def octave_dir(ckpt_root: Path, octave: int, octaves: int) -> Path:
-    """Checkpoints of one octave (``checkpoints/`` itself for a single-octave render)."""
-    return ckpt_root / f"octave{octave + 1}" if octaves > 1 else ckpt_root
 
 
 def render(cfg: DictConfig, run_dir: Path) -> Path:
