@@ -16,10 +16,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from render.config import build, register_configs
+from render.config import build, check_values, register_configs
 from render.errors import UserError
-from render.models import describe_layers
-from render.run import render
 
 __all__ = ["config_dir", "layers", "main"]
 
@@ -38,6 +36,10 @@ register_configs()
 def main(cfg: DictConfig) -> None:
     """Render the composed config into Hydra's run directory; a UserError exits 2."""
     try:
+        # Before torch and Lightning are imported: a bad value is reported in a second.
+        check_values(cfg)
+        from render.run import render
+
         render(cfg, Path(HydraConfig.get().runtime.output_dir))
     except UserError as error:
         logging.getLogger("render").error("%s", error)
@@ -52,6 +54,8 @@ def layers(overrides: Sequence[str] | None = None) -> int:
     """
     if overrides is None:
         overrides = sys.argv[1:]
+    from render.models import describe_layers
+
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             cfg = compose(config_name="render", overrides=list(overrides))

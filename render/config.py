@@ -16,17 +16,27 @@ from omegaconf import MISSING, DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
 from render.errors import UserError
+from render.rules import MAX_SEED, Number, rule, validate
+
+# The rules every number of a render keeps (render/rules.py checks them before a render starts).
+COUNT = Number(integer=True, at_least=1)
+NON_NEGATIVE_INT = Number(integer=True, at_least=0)
+FINITE = Number()
+NON_NEGATIVE = Number(at_least=0)
+POSITIVE = Number(above=0)
 
 
 @dataclass
 class TilingConfig:
     """Canvas geometry, passed to ``tiling.TilingModule``."""
 
-    tile_size: list[int] = field(default_factory=lambda: [224, 224])
+    tile_size: list[int] = rule(COUNT, default_factory=lambda: [224, 224])
     # Floats are fractions of a tile, ints are pixels (TilingModule's rule).
-    tile_overlap: list[Union[int, float]] = field(default_factory=lambda: [0.25, 0.25])  # noqa: UP007
+    tile_overlap: list[Union[int, float]] = rule(  # noqa: UP007
+        NON_NEGATIVE, default_factory=lambda: [0.25, 0.25]
+    )
     # None takes the size of ``init.path`` (init=image sets it so, unless given).
-    base_size: list[int] | None = field(default_factory=lambda: [448, 448])
+    base_size: list[int] | None = rule(COUNT, default_factory=lambda: [448, 448])
     placement: str = "grid"
     window: str = "linear"
 
@@ -36,34 +46,36 @@ class RenderSettings:
     """How the tiles are optimised."""
 
     # A number, or "auto": measured from the device's free memory (render/batching.py).
-    tiles_per_step: Union[int, str] = 4  # noqa: UP007 - OmegaConf needs typing.Union
+    tiles_per_step: Union[int, str] = rule(COUNT, 4)  # noqa: UP007 - OmegaConf needs typing.Union
     # Updates of every tile between blends of the overlaps (passes over the canvas; 0: never).
-    blend_every: int = 3
+    blend_every: int = rule(Number(integer=True, at_least=0, note="0: never"), 3)
     # Optimiser updates of every tile in each octave; trainer.max_steps, when set, wins.
-    updates_per_tile: float = 50.0
+    updates_per_tile: float = rule(POSITIVE, 50.0)
     # None: a pyramid from about one tile for renders from noise (scale <= 2), one octave of
     # DeepDream's 1.4 for a photo. Values given win (render/plan.py).
-    octaves: int | None = None
-    octave_scale: float | None = None
+    octaves: int | None = rule(COUNT, None)
+    octave_scale: float | None = rule(Number(above=1), None)
     # Start each octave from the photo at its size plus the detail added so far, upsampled
     # (the classic DeepDream loop), instead of the upsampled canvas. init=image only.
     carry_detail: bool = False
     # An upsampled canvas is mapped into [h, 1 - h] before it is encoded for the next octave,
     # so that no pixel starts saturated (where the sigmoid passes no gradient).
-    octave_headroom: float = 0.0
+    octave_headroom: float = rule(Number(at_least=0, below=0.5), 0.0)
     offload: bool = False
     # How idle tiles' optimiser state is stored: bfloat16 (a third less memory) or float32.
     state_dtype: str = "bfloat16"
-    gif_max_size: int = 512
-    border: int = 2
-    decode_chunk: int = 8
+    gif_max_size: int = rule(COUNT, 512)
+    border: int = rule(NON_NEGATIVE_INT, 2)
+    decode_chunk: int = rule(COUNT, 8)
 
 
 @dataclass
 class CheckpointConfig:
     """Lightning checkpoints in ``<run dir>/checkpoints``; 0 turns them off."""
 
-    every_n_steps: int = 0
+    every_n_steps: int = rule(Number(integer=True, at_least=0, note="0: no checkpoints"), 0)
+    # The newest checkpoints kept per octave: an older one is there when the newest is damaged.
+    keep: int = rule(COUNT, 2)
 
 
 @dataclass
@@ -81,7 +93,7 @@ class RenderConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     # Passed as keyword arguments to ``lightning.pytorch.Trainer``.
     trainer: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
+    seed: int = rule(Number(integer=True, at_least=0, at_most=MAX_SEED), 0)
     resume: bool = False
 
 
@@ -127,16 +139,16 @@ class CheckpointModel:
 class ChannelObjective:
     _target_: str = "render.objectives.channel"
     layer: str = MISSING
-    channel: int = 0
+    channel: int = rule(NON_NEGATIVE_INT, 0)
 
 
 @dataclass
 class NeuronObjective:
     _target_: str = "render.objectives.neuron"
     layer: str = MISSING
-    channel: int = 0
-    x: int | None = None
-    y: int | None = None
+    channel: int = rule(NON_NEGATIVE_INT, 0)
+    x: int | None = rule(NON_NEGATIVE_INT, None)
+    y: int | None = rule(NON_NEGATIVE_INT, None)
 
 
 @dataclass
@@ -148,14 +160,14 @@ class DeepDreamObjective:
 @dataclass
 class ClassLogitObjective:
     _target_: str = "render.objectives.class_logit"
-    class_index: int = MISSING
+    class_index: int = rule(NON_NEGATIVE_INT, MISSING)
 
 
 @dataclass
 class DirectionObjective:
     _target_: str = "render.objectives.direction"
     layer: str = MISSING
-    vector: list[float] = MISSING
+    vector: list[float] = rule(FINITE, MISSING)
 
 
 @dataclass
@@ -171,27 +183,28 @@ class WeightedSumObjective:
 @dataclass
 class FourierParamConfig:
     _target_: str = "render.params.FourierParam"
-    decay: float = 1.0
-    init_std: float = 0.01
+    decay: float = rule(FINITE, 1.0)
+    init_std: float = rule(NON_NEGATIVE, 0.01)
     decorrelate: bool = True
 
 
 @dataclass
 class PixelParamConfig:
     _target_: str = "render.params.PixelParam"
-    init_std: float = 0.01
+    init_std: float = rule(NON_NEGATIVE, 0.01)
     decorrelate: bool = True
 
 
 @dataclass
 class StandardTransformsConfig:
     _target_: str = "render.transforms.RobustnessTransforms"
-    pad: int = 12
-    pad_value: float = 0.5
-    jitter: int = 8
-    scales: list[float] | None = None
-    angles: list[float] | None = None
-    final_jitter: int = 4
+    pad: int = rule(NON_NEGATIVE_INT, 12)
+    # A pixel value.
+    pad_value: float = rule(Number(at_least=0, at_most=1), 0.5)
+    jitter: int = rule(NON_NEGATIVE_INT, 8)
+    scales: list[float] | None = rule(POSITIVE, None)
+    angles: list[float] | None = rule(FINITE, None)
+    final_jitter: int = rule(NON_NEGATIVE_INT, 4)
 
 
 @dataclass
@@ -214,9 +227,9 @@ class ImageInit:
 class AdamConfig:
     _target_: str = "torch.optim.Adam"
     _partial_: bool = True
-    lr: float = 0.05
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
+    lr: float = rule(POSITIVE, 0.05)
+    betas: list[float] = rule(Number(at_least=0, below=1), default_factory=lambda: [0.9, 0.999])
+    eps: float = rule(NON_NEGATIVE, 1e-8)
     # One kernel per step instead of a dozen: several times faster on CPU and GPU.
     fused: bool = True
 
@@ -226,8 +239,9 @@ class NormalizedSGDConfig:
     _target_: str = "render.optim.NormalizedSGD"
     _partial_: bool = True
     # Mean step per parameter (a tile's gradient is divided by its mean magnitude).
-    lr: float = 0.02
-    eps: float = 1e-8
+    lr: float = rule(POSITIVE, 0.02)
+    # Keeps a tile with a zero gradient finite.
+    eps: float = rule(POSITIVE, 1e-8)
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
@@ -251,6 +265,19 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "init": {"noise": NoiseInit, "image": ImageInit},
     "optim": {"adam": AdamConfig, "normalized": NormalizedSGDConfig},
 }
+
+
+#: Keys of ``trainer`` (keyword arguments, not a schema) that the render reads itself.
+TRAINER_RULES = {
+    "trainer.max_steps": Number(
+        integer=True, at_least=0, note="or null: planned from render.updates_per_tile"
+    ),
+}
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Raise UserError for the first number of ``cfg`` that breaks its rule (see render.rules)."""
+    validate(cfg, TRAINER_RULES)
 
 
 def register_configs() -> None:

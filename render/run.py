@@ -14,14 +14,22 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
 from torch import Tensor
 
 from render import batching
 from render.budget import check_memory
 from render.callbacks import BlendCallback
-from render.config import build
+from render.checkpoints import (
+    RecordConfig,
+    check_resume,
+    checkpoint_callback,
+    find_resume,
+    has_checkpoints,
+    octave_dir,
+    render_config,
+)
+from render.config import build, check_values
 from render.errors import UserError
 from render.models import FeatureModel
 from render.objectives import Objective
@@ -30,6 +38,7 @@ from render.params import Parameterization
 from render.plan import Octave, octave_schedule, octave_sizes, steps_for, updates_per_tile
 from render.progress import OctaveProgressBar, TimeEstimate
 from render.renderer import TileRenderer
+from render.rundir import owns_run_dir, run_lock
 from render.strategy import TileDDPStrategy
 from tiling import TilingModule
 
@@ -56,6 +65,10 @@ for message in (
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
     # An octave of a few tiles has epochs shorter than log_every_n_steps; scores are still logged.
     r".*is smaller than the logging interval.*",
+    # Checkpoints are taken after the step on purpose: they hold the tiles as they are now.
+    r".*manual optimization and every_n_train_steps.*",
+    # A resumed render's checkpoint folder holds the checkpoints it resumes from.
+    r"Checkpoint directory .* exists and is not empty.*",
 ):
     warnings.filterwarnings("ignore", message=message)
 
@@ -135,15 +148,7 @@ def make_trainer(
         callbacks.append(OctaveProgressBar(label))
     every = cfg.checkpoint.every_n_steps
     if every > 0:
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=ckpt_dir,
-                every_n_train_steps=every,
-                save_last=True,
-                save_top_k=0,
-                save_on_train_epoch_end=False,
-            )
-        )
+        callbacks.append(checkpoint_callback(ckpt_dir, every, cfg.checkpoint.keep))
     defaults: dict[str, Any] = {
         "max_epochs": -1,
         # Objectives are read from the device in bulk this often (and at every blend).
@@ -281,20 +286,6 @@ def log_plan(plan: Sequence[Octave], tile: Sequence[int], tiles_per_step: int) -
     )
 
 
-def resume_point(ckpt_root: Path, octaves: int) -> tuple[int, Path | None]:
-    """The octave to resume and its last checkpoint, or (0, None) for a fresh start."""
-    for o in reversed(range(octaves)):
-        last = octave_dir(ckpt_root, o, octaves) / "last.ckpt"
-        if last.is_file():
-            return o, last
-    return 0, None
-
-
-def octave_dir(ckpt_root: Path, octave: int, octaves: int) -> Path:
-    """Checkpoints of one octave (``checkpoints/`` itself for a single-octave render)."""
-    return ckpt_root / f"octave{octave + 1}" if octaves > 1 else ckpt_root
-
-
 def render(
     cfg: DictConfig,
     run_dir: Path,
@@ -305,8 +296,18 @@ def render(
     """Run the render described by ``cfg``; outputs go to ``run_dir`` (on rank 0).
 
     ``model`` and ``objective``, when given (the Python API), replace ``cfg.model`` and
-    ``cfg.objective``.
+    ``cfg.objective``. A second render into the same ``run_dir`` is refused while this one runs.
     """
+    check_values(cfg)
+    if not owns_run_dir():
+        return _render(cfg, run_dir, model, objective)
+    with run_lock(run_dir):
+        return _render(cfg, run_dir, model, objective)
+
+
+def _render(
+    cfg: DictConfig, run_dir: Path, model: FeatureModel | None, objective: Objective | None
+) -> Path:
     started = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build(cfg.model) if model is None else model
@@ -319,8 +320,6 @@ def render(
         raise UserError("tiling.base_size is null, so init=image with init.path is needed")
     tile = list(cfg.tiling.tile_size)
     settings = cfg.render
-    if settings.decode_chunk < 1:
-        raise UserError(f"render.decode_chunk must be >= 1, got {settings.decode_chunk}")
     full_tiles = make_tiling(cfg.tiling, base).num_tiles()
     # Every later reader (the plan, the renderer) sees the number, measured once for auto.
     settings.tiles_per_step = batching.tiles_per_step(
@@ -338,9 +337,22 @@ def render(
     log_plan(plan, tile, settings.tiles_per_step)
     gif = ProgressGif(settings.gif_max_size)
     ckpt_root = run_dir / "checkpoints"
-    start, ckpt = resume_point(ckpt_root, len(plan)) if cfg.resume else (0, None)
-    if cfg.resume and ckpt is None:
+    # Recorded in every checkpoint, with tiles_per_step as measured: what a resume compares.
+    recorded = render_config(cfg, objective.layers)
+    start, ckpt = 0, None
+    found = find_resume(ckpt_root, set_aside=owns_run_dir()) if cfg.resume else None
+    if found is not None:
+        check_resume(found, recorded)
+        start, ckpt = found.octave, found.path
+        log.info("resume=true: continuing octave %d from %s", start + 1, ckpt)
+    elif cfg.resume:
         log.info("resume=true but %s holds no checkpoint: starting afresh", ckpt_root)
+    elif cfg.checkpoint.every_n_steps > 0 and has_checkpoints(ckpt_root):
+        # Mixed with this render's, they could be taken for its own by a later resume.
+        raise UserError(
+            f"{ckpt_root} holds the checkpoints of an earlier render; add resume=true to "
+            f"continue it, or give another hydra.run.dir (or delete that folder) to start afresh"
+        )
     canvas: Tensor | None = None
     photo: Tensor | None = None
     for octave in plan:
@@ -380,7 +392,10 @@ def render(
             steps=octave.steps,
             label=label,
             log_version=f"octave{octave.index + 1}" if len(plan) > 1 else "",
-            extra_callbacks=[TimeEstimate(plan, octave.index, settings.tiles_per_step)],
+            extra_callbacks=[
+                TimeEstimate(plan, octave.index, settings.tiles_per_step),
+                RecordConfig(recorded),
+            ],
         )
         trainer.fit(module, ckpt_path=str(ckpt) if octave.index == start and ckpt else None)
         pixels = module.finish()

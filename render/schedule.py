@@ -9,13 +9,21 @@ from typing import Any
 import torch
 
 
+def _generator(stream: int, seed: int, a: int, b: int) -> torch.Generator:
+    """A CPU generator determined by its four integers and nothing else."""
+    # Reduced to the generator's 64 bits, as manual_seed reduces a negative seed.
+    return torch.Generator().manual_seed(
+        (((stream * 1_000_003 + seed) * 1_000_003 + a) * 65_537 + b) % 2**64
+    )
+
+
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     """A CPU generator for one step's randomness, independent of everything but its inputs.
 
     Deriving it from (seed, step, rank) instead of carrying RNG state makes a resumed render
     draw exactly what an uninterrupted one would.
     """
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 65_537 + rank)
+    return _generator(0, seed, step, rank)
 
 
 def tile_generators(seed: int, tiles: torch.Tensor, updates: torch.Tensor) -> list[torch.Generator]:
@@ -25,7 +33,7 @@ def tile_generators(seed: int, tiles: torch.Tensor, updates: torch.Tensor) -> li
     the batches or on the number of processes.
     """
     return [
-        torch.Generator().manual_seed(((seed * 1_000_003 + tile) * 65_537 + update) ^ 0x5EED)
+        _generator(1, seed, tile, update)
         for tile, update in zip(tiles.tolist(), updates.tolist(), strict=True)
     ]
 

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: the real command line, and a bare Trainer for a renderer."""
+"""Helpers shared by the tests: the real command line and a tiny render for it, and a bare
+Trainer for a renderer."""
 
 import subprocess
 import sys
@@ -8,6 +9,18 @@ import pytorch_lightning as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 RENDER = str(ROOT / "scripts" / "render.py")
+
+# A small and quick render: a 2x2 grid of 64-pixel tiles, two octaves (64, 112), a few steps.
+TINY = [
+    "tiling.base_size=[112,112]",
+    "tiling.tile_size=[64,64]",
+    "trainer.max_steps=4",
+    "render.tiles_per_step=2",
+    "render.blend_every=2",
+    "objective.layer=blocks.2.0",
+    "objective.channel=3",
+    "trainer.accelerator=cpu",
+]
 
 
 def run_render(*overrides: str, check: bool = True) -> subprocess.CompletedProcess:

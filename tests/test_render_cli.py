@@ -3,20 +3,8 @@
 import csv
 
 import pytest
-from conftest import run_render
+from conftest import TINY, run_render
 from PIL import Image
-
-# Small and quick: a 2x2 grid of 64-pixel tiles, a few steps.
-TINY = [
-    "tiling.base_size=[112,112]",
-    "tiling.tile_size=[64,64]",
-    "trainer.max_steps=4",
-    "render.tiles_per_step=2",
-    "render.blend_every=2",
-    "objective.layer=blocks.2.0",
-    "objective.channel=3",
-    "trainer.accelerator=cpu",
-]
 
 
 def test_tiny_render_writes_every_output(tmp_path):

@@ -13,6 +13,7 @@ import torchvision.transforms.v2.functional as TF
 from conftest import RENDER, ROOT, run_render
 from PIL import Image
 
+from render.checkpoints import UNREADABLE_SUFFIX
 from render.models import efficientnet_lite0
 from render.objectives import channel
 from render.outputs import atomic_path
@@ -29,14 +30,25 @@ SMALL = [
 ]
 
 
-def test_killed_render_resumes_to_the_same_bytes(tmp_path):
-    # Two octaves (96 then 160): killed in the second, resumed from its checkpoint.
-    config = [*SMALL, "trainer.max_steps=24", "checkpoint.every_n_steps=4"]
-    run_render(*config, f"hydra.run.dir={tmp_path / 'whole'}")
+# Two octaves (96 then 160) with checkpoints.
+RESUMABLE = [*SMALL, "trainer.max_steps=24", "checkpoint.every_n_steps=4"]
 
+
+@pytest.fixture(scope="module")
+def whole_render(tmp_path_factory) -> bytes:
+    """render.png of an uninterrupted run of RESUMABLE."""
+    run_dir = tmp_path_factory.mktemp("whole")
+    run_render(*RESUMABLE, f"hydra.run.dir={run_dir}")
+    return (run_dir / "render.png").read_bytes()
+
+
+@pytest.mark.parametrize("damaged", [False, True], ids=["intact", "newest damaged"])
+def test_killed_render_resumes_to_the_same_bytes(tmp_path, whole_render, damaged):
+    # Killed in the second octave, resumed from its checkpoint; with the newest checkpoint
+    # truncated, from the one before (in octave 2 or, if it had none, at the end of octave 1).
     run_dir = tmp_path / "killed"
     process = subprocess.Popen(
-        [sys.executable, RENDER, *config, f"hydra.run.dir={run_dir}"],
+        [sys.executable, RENDER, *RESUMABLE, f"hydra.run.dir={run_dir}"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -50,9 +62,15 @@ def test_killed_render_resumes_to_the_same_bytes(tmp_path):
     assert checkpoint.exists() and not (run_dir / "render.png").exists(), "killed mid-render"
     assert not list(run_dir.glob("checkpoints/.*")), "no half-written checkpoint is left"
 
-    run_render(*config, "resume=true", f"hydra.run.dir={run_dir}")
-    whole = (tmp_path / "whole" / "render.png").read_bytes()
-    assert (run_dir / "render.png").read_bytes() == whole
+    steps = checkpoint.parent.glob("step=*.ckpt")
+    newest = max(steps, key=lambda path: int(path.stem.removeprefix("step=")))
+    if damaged:
+        newest.write_bytes(newest.read_bytes()[:-1000])
+    run_render(*RESUMABLE, "resume=true", f"hydra.run.dir={run_dir}")
+    assert (run_dir / "render.png").read_bytes() == whole_render
+    log = (run_dir / "render.log").read_text()
+    assert (f"{newest} is unreadable" in log) == damaged
+    assert newest.with_name(newest.name + UNREADABLE_SUFFIX).exists() == damaged
 
 
 def test_resume_without_a_checkpoint_starts_afresh(tmp_path):
