@@ -28,6 +28,7 @@ from render.run import render
 
 __all__ = ["compose_config", "render_image"]
 
+
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     """The render config of ``python scripts/render.py OVERRIDES...``, as a DictConfig."""
     register_configs()

@@ -31,9 +31,7 @@ def cover_per_axis(module: TilingModule) -> torch.Tensor:
 def reference_geometries(draw):
     """Geometries the reference accepts: fractional overlaps up to 0.5 and no overlap at all."""
     tile = [draw(st.integers(2, 48)) for _ in range(2)]
-    overlap = [
-        draw(st.floats(0.0, 0.5).filter(lambda f, t=t: int(t * (1 - f)) >= 1)) for t in tile
-    ]
+    overlap = [draw(st.floats(0.0, 0.5).filter(lambda f, t=t: int(t * (1 - f)) >= 1)) for t in tile]
     base = [draw(st.integers(t, 5 * t)) for t in tile]
     return tile, overlap, base
 
