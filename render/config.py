@@ -164,6 +164,43 @@ class WeightedSumObjective:
     terms: list[Any] = MISSING
 
 
+def _goldfish() -> dict[str, Any]:
+    return {"_target_": "render.objectives.class_logit", "class_index": 1}
+
+
+def _bee() -> dict[str, Any]:
+    return {"_target_": "render.objectives.class_logit", "class_index": 309}
+
+
+@dataclass
+class InterpolateObjective:
+    _target_: str = "render.objectives.interpolate"
+    # Any objective configs: `start` rules the left (top) edge, `end` the other.
+    start: Any = field(default_factory=_goldfish)
+    end: Any = field(default_factory=_bee)
+    axis: str = "x"
+
+
+@dataclass
+class AtlasObjective:
+    _target_: str = "render.objectives.atlas_from_config"
+    layer: str | None = None
+    # A list of indices or "range(a, b)"; exactly one of channels, classes, cells.
+    channels: Any = None
+    classes: Any = None
+    cells: Any = None
+    grid: list[int] | None = None
+    blend: float = 0.5
+
+
+@dataclass
+class MaskObjective:
+    _target_: str = "render.objectives.mask"
+    path: str = MISSING
+    # Colour ('#rrggbb' or a name) -> objective config.
+    regions: dict[str, Any] = MISSING
+
+
 # --- parameterisations, transforms, initial image, optimiser -------------------------------
 
 
@@ -244,6 +281,9 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "class_logit": ClassLogitObjective,
         "direction": DirectionObjective,
         "sum": WeightedSumObjective,
+        "interpolate": InterpolateObjective,
+        "atlas": AtlasObjective,
+        "mask": MaskObjective,
     },
     "param": {"fft": FourierParamConfig, "pixel": PixelParamConfig},
     "transforms": {"standard": StandardTransformsConfig, "none": NoTransformsConfig},

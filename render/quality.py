@@ -31,19 +31,21 @@ def window_levels(size: Sequence[int], tile: Sequence[int]) -> list[int]:
     return levels
 
 
-def windows(canvas: Tensor, per_side: int) -> Tensor:
-    """The ``per_side`` x ``per_side`` grid of windows of ``canvas`` [1, C, H, W], row by row.
+def windows(canvas: Tensor, per_side: int, columns: int | None = None) -> Tensor:
+    """The ``per_side`` x ``per_side`` (or x ``columns``) grid of windows of ``canvas``
+    [1, C, H, W], row by row.
 
     Windows are equal, the last row and column ending at the border (a few pixels may go
     uncovered when the size does not divide).
     """
+    rows, columns = per_side, per_side if columns is None else columns
     _, _, height, width = canvas.shape
-    h, w = height // per_side, width // per_side
+    h, w = height // rows, width // columns
     return torch.cat(
         [
             canvas[:, :, i * h : (i + 1) * h, j * w : (j + 1) * w]
-            for i in range(per_side)
-            for j in range(per_side)
+            for i in range(rows)
+            for j in range(columns)
         ]
     )
 
@@ -78,6 +80,16 @@ def fine_detail(canvas: Tensor) -> float:
     down = TF.resize(canvas, [height // 2, width // 2], antialias=True)
     up = TF.resize(down, [height, width], antialias=True)
     return float((canvas - up).square().mean().sqrt())
+
+
+def step_ratio_where(canvas: Tensor, where: Tensor) -> float:
+    """Mean absolute pixel step (down and right) where ``where`` [H, W] holds over the mean
+    step everywhere: about 1 when nothing is cut there (the border of two regions of a mask).
+    """
+    dy = (canvas[..., 1:, :-1] - canvas[..., :-1, :-1]).abs().mean(dim=(0, 1))
+    dx = (canvas[..., :-1, 1:] - canvas[..., :-1, :-1]).abs().mean(dim=(0, 1))
+    steps = dy + dx
+    return float(steps[where[:-1, :-1]].mean() / steps.mean())
 
 
 def tile_edges(tiling: TilingModule) -> tuple[list[int], list[int]]:

@@ -16,6 +16,7 @@ from render.errors import UserError
 from render.memory import release_free_memory
 from render.models import FeatureModel
 from render.objectives import Objective
+from render.objectives.spatial import canvas_points
 from render.params import Parameterization
 from render.schedule import TileBatches, step_generator
 from render.store import TileStore
@@ -90,6 +91,8 @@ class TileRenderer(pl.LightningModule):
         self.offload = offload
         self.decode_chunk = decode_chunk
         self.layers = sorted(objective.layers)
+        # (y, x) of every tile's top-left pixel, for objectives that change across the canvas.
+        self._tile_starts = torch.tensor(tiling.tile_coords())
         self.automatic_optimization = False
         # The frozen model's weights are not part of a render's state: checkpoints leave them out.
         self.strict_loading = False
@@ -150,10 +153,9 @@ class TileRenderer(pl.LightningModule):
         if state:
             inner.state[param] = state
         images = self.param.decode(param)
-        images = self.transforms(
-            images, step_generator(self.seed, self.global_step, self.global_rank)
-        )
-        score = self.objective(self.model.capture(images, self.layers), images)
+        images = self.transforms(images, self._generator())
+        points = self._canvas_points(idx) if self.objective.spatial else None
+        score = self.objective.evaluate(self.model.capture(images, self.layers), images, points)
         self._scores.append((self.global_step, score.detach()))
         optimizer.zero_grad()
         self.manual_backward(-score)
@@ -162,6 +164,21 @@ class TileRenderer(pl.LightningModule):
         # come round again; before that, checkpoints, blends and outputs check the tiles.
         self.store.swap_out(idx, param, inner.state[param])
         inner.state.clear()
+
+    def _generator(self) -> torch.Generator:
+        # The transforms and the canvas points of a step draw from equal generators.
+        return step_generator(self.seed, self.global_step, self.global_rank)
+
+    def _canvas_points(self, idx: Tensor) -> Tensor:
+        """Where on the canvas each pixel the model sees this step lies (spatial objectives)."""
+        points = canvas_points(
+            self.transforms,
+            self._tile_starts[idx],
+            self.param.tile_size,
+            self.tiling._base_size,
+            self._generator(),
+        )
+        return points.to(self.device, non_blocking=True)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.global_step % self.trainer.log_every_n_steps == 0:
