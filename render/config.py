@@ -164,20 +164,12 @@ class WeightedSumObjective:
     terms: list[Any] = MISSING
 
 
-def _goldfish() -> dict[str, Any]:
-    return {"_target_": "render.objectives.class_logit", "class_index": 1}
-
-
-def _bee() -> dict[str, Any]:
-    return {"_target_": "render.objectives.class_logit", "class_index": 309}
-
-
 @dataclass
 class InterpolateObjective:
     _target_: str = "render.objectives.interpolate"
-    # Any objective configs: `start` rules the left (top) edge, `end` the other.
-    start: Any = field(default_factory=_goldfish)
-    end: Any = field(default_factory=_bee)
+    # Objective options (objective@objective.start=channel): `start` rules the left (top) edge.
+    start: Any = MISSING
+    end: Any = MISSING
     axis: str = "x"
 
 
@@ -198,7 +190,7 @@ class MaskObjective:
     _target_: str = "render.objectives.mask"
     path: str = MISSING
     # Colour ('#rrggbb' or a name) -> objective config.
-    regions: dict[str, Any] = MISSING
+    regions: Any = MISSING
 
 
 # --- parameterisations, transforms, initial image, optimiser -------------------------------

@@ -271,7 +271,14 @@ def test_unset_mandatory_value_is_a_user_error(overrides: list[str], key: str) -
 def test_objective_options_build_and_validate_against_the_model(
     name: str, lite0_channels: dict[str, int]
 ) -> None:
-    cfg = compose_render(f"objective={name}")
+    # objective=mask has no default mask; give it the shipped one.
+    regions = "{ff8000:{_target_:render.objectives.class_logit,class_index:1},0040ff:" + (
+        "{_target_:render.objectives.channel,layer:blocks.5.0.bn1,channel:2}}"
+    )
+    needs = {
+        "mask": [f"objective.path={CONFIGS / 'masks' / 'wave.png'}", f"objective.regions={regions}"]
+    }
+    cfg = compose_render(f"objective={name}", *needs.get(name, []))
     objective = build(cfg.objective)
     assert isinstance(objective, Objective)
     objective.validate(lite0_channels)

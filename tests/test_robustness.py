@@ -29,9 +29,21 @@ SMALL = [
 ]
 
 
-def test_killed_render_resumes_to_the_same_bytes(tmp_path):
+# An objective that changes across the canvas: channel 3 on the left, channel 4 on the right.
+SPATIAL = [
+    *(o for o in SMALL if not o.startswith("objective.")),
+    "objective=atlas",
+    "objective.layer=blocks.2.0",
+    "objective.channels=[3,4]",
+]
+
+
+@pytest.mark.parametrize(
+    "small", [SMALL, pytest.param(SPATIAL, marks=pytest.mark.slow)], ids=["channel", "atlas"]
+)
+def test_killed_render_resumes_to_the_same_bytes(tmp_path, small):
     # Two octaves (96 then 160): killed in the second, resumed from its checkpoint.
-    config = [*SMALL, "trainer.max_steps=24", "checkpoint.every_n_steps=4"]
+    config = [*small, "trainer.max_steps=24", "checkpoint.every_n_steps=4"]
     run_render(*config, f"hydra.run.dir={tmp_path / 'whole'}")
 
     run_dir = tmp_path / "killed"

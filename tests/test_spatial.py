@@ -277,7 +277,7 @@ def test_mask_regions_rule_their_colour_and_share_a_soft_edge(tmp_path: Path) ->
     points = _points(10, 10)
     torch.testing.assert_close(orange(points) + blue(points), torch.ones(1, 10, 10))
     # Colour names and [r, g, b] name colours too.
-    named = mask(str(path), {(255, 128, 0): class_logit(1), "#0040FF": class_logit(2)})
+    named = mask(str(path), {(255, 128, 0): class_logit(1), "0040FF": class_logit(2)})
     assert named == objective
 
 

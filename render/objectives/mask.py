@@ -9,6 +9,7 @@ the canvas whatever its size.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -34,10 +35,13 @@ def _hex(colour: Sequence[float]) -> str:
 
 
 def parse_colour(spec: object) -> Colour:
-    """A colour given as ``"#rrggbb"``, a name (``"red"``) or ``[r, g, b]`` in 0..255."""
+    """A colour given as ``"#rrggbb"`` (or ``"rrggbb"``: a ``#`` cannot start a key on the
+    command line), a name (``"red"``) or ``[r, g, b]`` in 0..255.
+    """
     if isinstance(spec, str):
         try:
-            return ImageColor.getrgb(spec)[:3]  # type: ignore[return-value]
+            hex_digits = re.fullmatch(r"[0-9a-fA-F]{6}", spec)
+            return ImageColor.getrgb(f"#{spec}" if hex_digits else spec)[:3]  # type: ignore[return-value]
         except ValueError:
             pass
     elif (
