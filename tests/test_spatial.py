@@ -207,6 +207,19 @@ def test_a_class_logit_is_weighted_per_tile_by_the_map_under_it() -> None:
     torch.testing.assert_close(score, (acts["logits"][:, 3] * torch.tensor([0.25, 0.75])).mean())
 
 
+def test_scores_without_a_grid_of_positions_are_weighted_per_tile() -> None:
+    tokens = torch.randn(2, 4, 5, generator=torch.Generator().manual_seed(1))  # [n, C, L]
+    points = canvas_points(
+        NoTransforms(), torch.tensor([[0, 0], [0, 12]]), (8, 12), (8, 24), torch.Generator()
+    )
+    score = (
+        channel("tokens", 1)
+        .where(Box(x=(0.5, math.inf)))
+        .evaluate({"tokens": tokens}, torch.rand(2, 3, 8, 12), points)
+    )
+    torch.testing.assert_close(score, tokens[1, 1].mean() / 2)
+
+
 @pytest.mark.parametrize(
     "objective",
     [

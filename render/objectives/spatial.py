@@ -217,6 +217,9 @@ class Masked(Objective):
         if points is None:
             raise ValueError(f"{self!r} needs the canvas points of the tiles (see canvas_points)")
         values = self.objective.per_position(activations, images)
+        if values.ndim != 3:
+            # Scores without a grid of positions (tokens, say) count per tile.
+            values = values.reshape(values.shape[0], -1).mean(dim=1)
         return (values * _weights_like(self.weights, points, values)).mean()
 
     def __call__(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
