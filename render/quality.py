@@ -102,12 +102,24 @@ def tile_edges(tiling: TilingModule) -> tuple[list[int], list[int]]:
     return rows, cols
 
 
-def seam_ratio(canvas: Tensor, tiling: TilingModule) -> float:
-    """Mean absolute pixel step across tile edges over the mean step everywhere (1: no seam)."""
+def seam_ratio(canvas: Tensor, tiling: TilingModule, reach: int | None = None) -> float:
+    """Mean absolute pixel step across tile edges over the mean step everywhere (1: no seam).
+
+    With ``reach``, over the mean step of the rows and columns within ``reach`` pixels of each
+    edge instead: a picture whose content changes at a tile edge (the border of two cells of
+    an atlas) is busier there, and only a step larger than its neighbours' is a seam.
+    """
     dy = (canvas[..., 1:, :] - canvas[..., :-1, :]).abs().mean(dim=(0, 1, 3))
     dx = (canvas[..., :, 1:] - canvas[..., :, :-1]).abs().mean(dim=(0, 1, 2))
     rows, cols = tile_edges(tiling)
     if not rows and not cols:
         return 1.0
     steps = torch.cat([dy[[r - 1 for r in rows]], dx[[c - 1 for c in cols]]])
-    return float(steps.mean() / torch.cat([dy, dx]).mean())
+    if reach is None:
+        return float(steps.mean() / torch.cat([dy, dx]).mean())
+    around = [
+        torch.cat([d[max(e - 1 - reach, 0) : e - 1], d[e : e + reach]])
+        for d, edges in ((dy, rows), (dx, cols))
+        for e in edges
+    ]
+    return float(steps.mean() / torch.cat(around).mean())

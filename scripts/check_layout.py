@@ -5,7 +5,8 @@
 
 Prints, for each window of a rows x columns grid (row by row, each resized to the model's input),
 the embedded model's top class with its probability (and the probabilities of ``--classes``);
-the seam ratio at the tile grid of the canvas's size (1: no seam); with ``--mask``, the ratio of
+the seam ratio at the tile grid of the canvas's size, over the mean pixel step and over the
+steps within 4 pixels of the edges (1: no seam); with ``--mask``, the ratio of
 the mean pixel step where the mask's colour is a mix (the border of two regions) to the mean
 step everywhere (1: nothing is cut there).
 """
@@ -82,7 +83,10 @@ def main() -> None:
         tile_overlap=pair(args.overlap, float),
         base_size=[height, width],
     )
-    print(f"seam ratio at the tile grid: {seam_ratio(canvas, tiling):.3f}")
+    print(
+        f"seam ratio at the tile grid: {seam_ratio(canvas, tiling):.3f} (over the mean step), "
+        f"{seam_ratio(canvas, tiling, reach=4):.3f} (over the steps within 4 pixels)"
+    )
     if args.mask:
         border = border_of(args.mask, (height, width))
         print(f"step ratio at the mask's border: {step_ratio_where(canvas, border):.3f}")

@@ -88,3 +88,15 @@ def test_step_ratio_where_finds_a_cut_and_not_a_ramp():
     border[:, 14:17] = True
     assert step_ratio_where(ramp, border) == pytest.approx(1.0, rel=0.05)
     assert step_ratio_where(cut, border) > 5
+
+
+def test_a_local_seam_ratio_tells_a_seam_from_busy_content_at_an_edge():
+    tiling = TilingModule(tile_size=[16, 16], tile_overlap=[0.25, 0.25], base_size=[16, 28])
+    assert tile_edges(tiling) == ([], [12, 16])
+    noise = torch.rand(1, 3, 16, 28, generator=torch.Generator().manual_seed(0))
+    busy = noise * (1 + 4 * ((torch.arange(28) - 14).abs() < 7))  # busier around the edges
+    assert seam_ratio(busy, tiling) > 1.5
+    assert seam_ratio(busy, tiling, reach=3) == pytest.approx(1.0, abs=0.35)
+    cut = noise.clone()
+    cut[..., 12:] += 2.0  # a step at column 12, a tile edge
+    assert seam_ratio(cut, tiling, reach=3) > 2
