@@ -8,6 +8,10 @@ is that batch of RGB tiles in [0, 1], NCHW, as fed to the model. The training lo
 Objectives compose linearly: ``a + b``, ``a - b``, ``-a``, ``2 * a``, ``a * 2``, ``a / 2`` and
 ``sum([a, b])`` all give a ``WeightedSum`` whose value is the weighted sum of its terms and whose
 ``layers`` is the union of theirs.
+
+``objective.where(weights)`` weights an objective over the canvas (render/objectives/spatial.py);
+such objectives are ``spatial`` and are scored with ``evaluate(activations, images, points)``,
+``points`` being where on the canvas each pixel of the images lies.
 """
 
 from __future__ import annotations
