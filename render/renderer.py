@@ -91,7 +91,10 @@ class TileRenderer(pl.LightningModule):
         self.offload = offload
         self.decode_chunk = decode_chunk
         self.layers = sorted(objective.layers)
-        # (y, x) of every tile's top-left pixel, for objectives that change across the canvas.
+        # Objectives that change across the canvas are told where each pixel lies; any other
+        # callable objective is scored from the activations and images alone.
+        self.spatial = isinstance(objective, Objective) and objective.spatial
+        # (y, x) of every tile's top-left pixel.
         self._tile_starts = torch.tensor(tiling.tile_coords())
         self.automatic_optimization = False
         # The frozen model's weights are not part of a render's state: checkpoints leave them out.
@@ -154,8 +157,11 @@ class TileRenderer(pl.LightningModule):
             inner.state[param] = state
         images = self.param.decode(param)
         images = self.transforms(images, self._generator())
-        points = self._canvas_points(idx) if self.objective.spatial else None
-        score = self.objective.evaluate(self.model.capture(images, self.layers), images, points)
+        activations = self.model.capture(images, self.layers)
+        if self.spatial:
+            score = self.objective.evaluate(activations, images, self._canvas_points(idx))
+        else:
+            score = self.objective(activations, images)
         self._scores.append((self.global_step, score.detach()))
         optimizer.zero_grad()
         self.manual_backward(-score)
