@@ -386,7 +386,10 @@ def test_each_cell_of_a_render_grows_its_own_channel(tmp_path: Path, ranks: int)
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["objective=mask", "objective.path=/no/such/map.png"], "mask: path '/no/such/map.png'"),
+        (
+            ["experiment=mask_wave", "objective.path=/no/such/map.png"],
+            "mask: path '/no/such/map.png'",
+        ),
         (["objective=interpolate", "objective.axis=z"], "axis must be 'x'"),
         (["objective=atlas", "objective.channels=[]"], "the grid is empty"),
     ],
