@@ -15,6 +15,7 @@ from render.config import build
 from render.errors import UserError
 from render.models import FeatureModel
 from render.objectives import Objective
+from render.objectives.spatial import canvas_points
 from render.params import Parameterization
 from render.schedule import step_generator
 
@@ -44,7 +45,12 @@ def probe(
     def step(k: int) -> None:
         params = param.init(k, torch.Generator().manual_seed(k)).to(device).requires_grad_()
         images = transforms(param.decode(params), step_generator(0, k))
-        objective(model.capture(images, layers), images).backward()
+        points = None
+        if objective.spatial:
+            tile = param.tile_size
+            starts = torch.zeros((k, 2), dtype=torch.long)
+            points = canvas_points(transforms, starts, tile, tile, step_generator(0, k)).to(device)
+        objective.evaluate(model.capture(images, layers), images, points).backward()
 
     return step
 

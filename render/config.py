@@ -177,6 +177,35 @@ class WeightedSumObjective:
     terms: list[Any] = MISSING
 
 
+@dataclass
+class InterpolateObjective:
+    _target_: str = "render.objectives.interpolate"
+    # Objective options (objective@objective.start=channel): `start` rules the left (top) edge.
+    start: Any = MISSING
+    end: Any = MISSING
+    axis: str = "x"
+
+
+@dataclass
+class AtlasObjective:
+    _target_: str = "render.objectives.atlas_from_config"
+    layer: str | None = None
+    # A list of indices or "range(a, b)"; exactly one of channels, classes, cells.
+    channels: Any = None
+    classes: Any = None
+    cells: Any = None
+    grid: list[int] | None = None
+    blend: float = 0.5
+
+
+@dataclass
+class MaskObjective:
+    _target_: str = "render.objectives.mask"
+    path: str = MISSING
+    # Colour ('#rrggbb' or a name) -> objective config.
+    regions: Any = MISSING
+
+
 # --- parameterisations, transforms, initial image, optimiser -------------------------------
 
 
@@ -259,6 +288,9 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "class_logit": ClassLogitObjective,
         "direction": DirectionObjective,
         "sum": WeightedSumObjective,
+        "interpolate": InterpolateObjective,
+        "atlas": AtlasObjective,
+        "mask": MaskObjective,
     },
     "param": {"fft": FourierParamConfig, "pixel": PixelParamConfig},
     "transforms": {"standard": StandardTransformsConfig, "none": NoTransformsConfig},

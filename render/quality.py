@@ -31,19 +31,21 @@ def window_levels(size: Sequence[int], tile: Sequence[int]) -> list[int]:
     return levels
 
 
-def windows(canvas: Tensor, per_side: int) -> Tensor:
-    """The ``per_side`` x ``per_side`` grid of windows of ``canvas`` [1, C, H, W], row by row.
+def windows(canvas: Tensor, per_side: int, columns: int | None = None) -> Tensor:
+    """The ``per_side`` x ``per_side`` (or x ``columns``) grid of windows of ``canvas``
+    [1, C, H, W], row by row.
 
     Windows are equal, the last row and column ending at the border (a few pixels may go
     uncovered when the size does not divide).
     """
+    rows, columns = per_side, per_side if columns is None else columns
     _, _, height, width = canvas.shape
-    h, w = height // per_side, width // per_side
+    h, w = height // rows, width // columns
     return torch.cat(
         [
             canvas[:, :, i * h : (i + 1) * h, j * w : (j + 1) * w]
-            for i in range(per_side)
-            for j in range(per_side)
+            for i in range(rows)
+            for j in range(columns)
         ]
     )
 
@@ -80,6 +82,16 @@ def fine_detail(canvas: Tensor) -> float:
     return float((canvas - up).square().mean().sqrt())
 
 
+def step_ratio_where(canvas: Tensor, where: Tensor) -> float:
+    """Mean absolute pixel step (down and right) where ``where`` [H, W] holds over the mean
+    step everywhere: about 1 when nothing is cut there (the border of two regions of a mask).
+    """
+    dy = (canvas[..., 1:, :-1] - canvas[..., :-1, :-1]).abs().mean(dim=(0, 1))
+    dx = (canvas[..., :-1, 1:] - canvas[..., :-1, :-1]).abs().mean(dim=(0, 1))
+    steps = dy + dx
+    return float(steps[where[:-1, :-1]].mean() / steps.mean())
+
+
 def tile_edges(tiling: TilingModule) -> tuple[list[int], list[int]]:
     """Rows and columns where a tile begins or ends (the pixel step before them may seam)."""
     (height, width), (th, tw) = tiling._base_size, tiling._tile_size
@@ -90,12 +102,24 @@ def tile_edges(tiling: TilingModule) -> tuple[list[int], list[int]]:
     return rows, cols
 
 
-def seam_ratio(canvas: Tensor, tiling: TilingModule) -> float:
-    """Mean absolute pixel step across tile edges over the mean step everywhere (1: no seam)."""
+def seam_ratio(canvas: Tensor, tiling: TilingModule, reach: int | None = None) -> float:
+    """Mean absolute pixel step across tile edges over the mean step everywhere (1: no seam).
+
+    With ``reach``, over the mean step of the rows and columns within ``reach`` pixels of each
+    edge instead: a picture whose content changes at a tile edge (the border of two cells of
+    an atlas) is busier there, and only a step larger than its neighbours' is a seam.
+    """
     dy = (canvas[..., 1:, :] - canvas[..., :-1, :]).abs().mean(dim=(0, 1, 3))
     dx = (canvas[..., :, 1:] - canvas[..., :, :-1]).abs().mean(dim=(0, 1, 2))
     rows, cols = tile_edges(tiling)
     if not rows and not cols:
         return 1.0
     steps = torch.cat([dy[[r - 1 for r in rows]], dx[[c - 1 for c in cols]]])
-    return float(steps.mean() / torch.cat([dy, dx]).mean())
+    if reach is None:
+        return float(steps.mean() / torch.cat([dy, dx]).mean())
+    around = [
+        torch.cat([d[max(e - 1 - reach, 0) : e - 1], d[e : e + reach]])
+        for d, edges in ((dy, rows), (dx, cols))
+        for e in edges
+    ]
+    return float(steps.mean() / torch.cat(around).mean())

@@ -16,6 +16,7 @@ from render.errors import UserError
 from render.memory import release_free_memory
 from render.models import FeatureModel
 from render.objectives import Objective
+from render.objectives.spatial import canvas_points
 from render.params import Parameterization
 from render.schedule import TileBatches, tile_generators
 from render.store import TileStore
@@ -90,6 +91,11 @@ class TileRenderer(pl.LightningModule):
         self.offload = offload
         self.decode_chunk = decode_chunk
         self.layers = sorted(objective.layers)
+        # Objectives that change across the canvas are told where each pixel lies; any other
+        # callable objective is scored from the activations and images alone.
+        self.spatial = isinstance(objective, Objective) and objective.spatial
+        # (y, x) of every tile's top-left pixel.
+        self._tile_starts = torch.tensor(tiling.tile_coords())
         self.automatic_optimization = False
         # The frozen model's weights are not part of a render's state: checkpoints leave them out.
         self.strict_loading = False
@@ -150,8 +156,12 @@ class TileRenderer(pl.LightningModule):
         if state:
             inner.state[param] = state
         images = self.param.decode(param)
-        images = self.transforms(images, tile_generators(self.seed, idx, self.store.updates[idx]))
-        score = self.objective(self.model.capture(images, self.layers), images)
+        images = self.transforms(images, self._generators(idx))
+        activations = self.model.capture(images, self.layers)
+        if self.spatial:
+            score = self.objective.evaluate(activations, images, self._canvas_points(idx))
+        else:
+            score = self.objective(activations, images)
         self._scores.append((self.global_step, score.detach()))
         optimizer.zero_grad()
         # The objective is a mean over the batch: times the batch size, each tile's gradient is
@@ -162,6 +172,21 @@ class TileRenderer(pl.LightningModule):
         # come round again; before that, checkpoints, blends and outputs check the tiles.
         self.store.swap_out(idx, param, inner.state[param])
         inner.state.clear()
+
+    def _generators(self, idx: Tensor) -> list[torch.Generator]:
+        # Fresh ones per call: the transforms and the canvas points draw the same numbers.
+        return tile_generators(self.seed, idx, self.store.updates[idx])
+
+    def _canvas_points(self, idx: Tensor) -> Tensor:
+        """Where on the canvas each pixel the model sees this step lies (spatial objectives)."""
+        points = canvas_points(
+            self.transforms,
+            self._tile_starts[idx],
+            self.param.tile_size,
+            self.tiling._base_size,
+            self._generators(idx),
+        )
+        return points.to(self.device, non_blocking=True)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.global_step % self.trainer.log_every_n_steps == 0:

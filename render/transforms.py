@@ -171,6 +171,17 @@ class RobustnessTransforms(torch.nn.Module):
         ]
         return torch.stack([torch.stack(row, dim=-1) for row in theta], dim=-2)
 
+    def locate(self, n: int, height: int, width: int, generator: Generators) -> Tensor:
+        """Where each output pixel of :meth:`forward` samples its tile: ``[n, h, w, 2]``, (x, y)
+        in ``[-1, 1]`` of the input tile (``grid_sample``'s grid, ``align_corners=False``).
+
+        Given a generator in the same state as :meth:`forward`'s, it draws the same transforms,
+        so spatial objectives can weight what the model sees by where it lies on the canvas.
+        """
+        out_h, out_w = self.output_size(height, width)
+        theta = self._theta(self._draw(n, generator), height, width)
+        return F.affine_grid(theta, [n, 1, out_h, out_w], align_corners=False).float()
+
     def _keep_first_crop(self, params: dict[str, Tensor], images: Tensor) -> Tensor:
         """Return [n, 1, H, W] ones inside each tile's first-jitter crop, zeros outside.
 
@@ -254,6 +265,13 @@ class NoTransforms(torch.nn.Module):
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """Return ``(height, width)``: tiles keep their size."""
         return (height, width)
+
+    def locate(
+        self, n: int, height: int, width: int, generator: Generators | None = None
+    ) -> Tensor:
+        """Each output pixel samples its own pixel: the identity grid ``[n, h, w, 2]``."""
+        identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).expand(n, 2, 3)
+        return F.affine_grid(identity, [n, 1, height, width], align_corners=False)
 
     def forward(self, images: Tensor, generator: Generators | None = None) -> Tensor:
         """Return ``images`` as given; ``generator`` is accepted for a common signature."""

@@ -7,7 +7,7 @@ from test_configs import compose_render
 from render import batching
 from render.errors import UserError
 from render.models import efficientnet_lite0
-from render.objectives import channel
+from render.objectives import channel, interpolate
 from render.params import FourierParam
 from render.transforms import RobustnessTransforms
 
@@ -39,13 +39,18 @@ def test_auto_on_the_cpu_takes_two_tiles_per_core_within_the_shard(monkeypatch, 
     assert batching.tiles_per_step(cfg, model, objective, tiles=9, world=2) == 5, "the shard"
 
 
-def test_the_probe_runs_a_steps_forward_and_backward():
+@pytest.mark.parametrize(
+    "objective",
+    [channel("blocks.2.0", 3), interpolate(channel("blocks.2.0", 3), channel("blocks.2.0", 4))],
+    ids=["channel", "interpolate"],
+)
+def test_the_probe_runs_a_steps_forward_and_backward(objective):
     seen = []
     model = efficientnet_lite0()
     model.network.conv_stem.register_full_backward_hook(lambda *args: seen.append(args))
     step = batching.probe(
         model,
-        channel("blocks.2.0", 3),
+        objective,
         FourierParam((64, 64)),
         RobustnessTransforms(),
         torch.device("cpu"),

@@ -12,6 +12,7 @@ from render.quality import (
     fine_detail,
     recognition_by_level,
     seam_ratio,
+    step_ratio_where,
     tile_edges,
     window_levels,
     windows,
@@ -71,3 +72,31 @@ def test_recognition_shares_follow_the_classifier():
     assert shares[2] == pytest.approx(float((top == top[0]).float().mean()))
     whole = int(classify(model, canvas).argmax())
     assert recognition_by_level(model, canvas, whole, (224, 224))[1] == 1.0
+
+
+def test_windows_of_a_grid_of_rows_and_columns():
+    canvas = torch.rand(1, 3, 8, 12)
+    thirds = windows(canvas, 1, 3)
+    assert thirds.shape == (3, 3, 8, 4)
+    torch.testing.assert_close(thirds[2], canvas[0, :, :, 8:])
+
+
+def test_step_ratio_where_finds_a_cut_and_not_a_ramp():
+    ramp = torch.linspace(0, 1, 32).expand(1, 3, 16, 32).contiguous()
+    cut = (torch.arange(32) >= 16).float().expand(1, 3, 16, 32).contiguous()
+    border = torch.zeros(16, 32, dtype=torch.bool)
+    border[:, 14:17] = True
+    assert step_ratio_where(ramp, border) == pytest.approx(1.0, rel=0.05)
+    assert step_ratio_where(cut, border) > 5
+
+
+def test_a_local_seam_ratio_tells_a_seam_from_busy_content_at_an_edge():
+    tiling = TilingModule(tile_size=[16, 16], tile_overlap=[0.25, 0.25], base_size=[16, 28])
+    assert tile_edges(tiling) == ([], [12, 16])
+    noise = torch.rand(1, 3, 16, 28, generator=torch.Generator().manual_seed(0))
+    busy = noise * (1 + 4 * ((torch.arange(28) - 14).abs() < 7))  # busier around the edges
+    assert seam_ratio(busy, tiling) > 1.5
+    assert seam_ratio(busy, tiling, reach=3) == pytest.approx(1.0, abs=0.35)
+    cut = noise.clone()
+    cut[..., 12:] += 2.0  # a step at column 12, a tile edge
+    assert seam_ratio(cut, tiling, reach=3) > 2

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,25 +31,47 @@ SMALL = [
 ]
 
 
+# An objective that changes across the canvas: channel 3 on the left, channel 4 on the right.
+SPATIAL = [
+    *(o for o in SMALL if not o.startswith("objective.")),
+    "objective=atlas",
+    "objective.layer=blocks.2.0",
+    "objective.channels=[3,4]",
+]
 # Two octaves (96 then 160) with checkpoints.
-RESUMABLE = [*SMALL, "trainer.max_steps=24", "checkpoint.every_n_steps=4"]
+RESUMABLE = ["trainer.max_steps=24", "checkpoint.every_n_steps=4"]
 
 
 @pytest.fixture(scope="module")
-def whole_render(tmp_path_factory) -> bytes:
-    """render.png of an uninterrupted run of RESUMABLE."""
-    run_dir = tmp_path_factory.mktemp("whole")
-    run_render(*RESUMABLE, f"hydra.run.dir={run_dir}")
-    return (run_dir / "render.png").read_bytes()
+def whole_render(tmp_path_factory) -> Callable[[list[str]], bytes]:
+    """render.png of an uninterrupted run of a config, rendered once per config."""
+    cache: dict[tuple[str, ...], bytes] = {}
+
+    def whole(config: list[str]) -> bytes:
+        if tuple(config) not in cache:
+            run_dir = tmp_path_factory.mktemp("whole")
+            run_render(*config, f"hydra.run.dir={run_dir}")
+            cache[tuple(config)] = (run_dir / "render.png").read_bytes()
+        return cache[tuple(config)]
+
+    return whole
 
 
-@pytest.mark.parametrize("damaged", [False, True], ids=["intact", "newest damaged"])
-def test_killed_render_resumes_to_the_same_bytes(tmp_path, whole_render, damaged):
+@pytest.mark.parametrize(
+    ("small", "damaged"),
+    [
+        (SMALL, False),
+        (SMALL, True),
+        pytest.param(SPATIAL, False, marks=pytest.mark.slow),
+    ],
+    ids=["intact", "newest damaged", "atlas"],
+)
+def test_killed_render_resumes_to_the_same_bytes(tmp_path, whole_render, small, damaged):
     # Killed in the second octave, resumed from its checkpoint; with the newest checkpoint
     # truncated, from the one before (in octave 2 or, if it had none, at the end of octave 1).
     run_dir = tmp_path / "killed"
     process = subprocess.Popen(
-        [sys.executable, RENDER, *RESUMABLE, f"hydra.run.dir={run_dir}"],
+        [sys.executable, RENDER, *small, *RESUMABLE, f"hydra.run.dir={run_dir}"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -66,8 +89,8 @@ def test_killed_render_resumes_to_the_same_bytes(tmp_path, whole_render, damaged
     newest = max(steps, key=lambda path: int(path.stem.removeprefix("step=")))
     if damaged:
         newest.write_bytes(newest.read_bytes()[:-1000])
-    run_render(*RESUMABLE, "resume=true", f"hydra.run.dir={run_dir}")
-    assert (run_dir / "render.png").read_bytes() == whole_render
+    run_render(*small, *RESUMABLE, "resume=true", f"hydra.run.dir={run_dir}")
+    assert (run_dir / "render.png").read_bytes() == whole_render([*small, *RESUMABLE])
     log = (run_dir / "render.log").read_text()
     assert (f"{newest} is unreadable" in log) == damaged
     assert newest.with_name(newest.name + UNREADABLE_SUFFIX).exists() == damaged

@@ -13,18 +13,29 @@ from render.objectives.activations import (
 )
 from render.objectives.base import Objective, WeightedSum
 from render.objectives.config import weighted_sum
+from render.objectives.layouts import atlas, atlas_from_config, interpolate
+from render.objectives.mask import mask
 from render.objectives.penalties import l1, l2, total_variation
+from render.objectives.spatial import Box, ImageMap, Masked, WeightMap
 
 __all__ = [
+    "Box",
+    "ImageMap",
+    "Masked",
     "Objective",
+    "WeightMap",
     "WeightedSum",
+    "atlas",
+    "atlas_from_config",
     "channel",
     "class_logit",
     "deepdream",
     "direction",
     "diversity",
+    "interpolate",
     "l1",
     "l2",
+    "mask",
     "neuron",
     "total_variation",
     "weighted_sum",

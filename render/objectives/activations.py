@@ -98,9 +98,13 @@ class Channel(_LayerObjective):
         count = check_layer(self.layer, channels, repr(self))
         check_index_in_range(self.channel, "channel", self.layer, count, repr(self))
 
+    def per_position(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
+        """``activations[layer][:, channel]``: one score per tile and position."""
+        return fetch(activations, self.layer, repr(self))[:, self.channel]
+
     def __call__(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
         """Return the mean of ``activations[layer][:, channel]``."""
-        return fetch(activations, self.layer, repr(self))[:, self.channel].mean()
+        return self.per_position(activations, images).mean()
 
     def __repr__(self) -> str:
         return f"channel({self.layer}, {self.channel})"
@@ -135,6 +139,10 @@ class Neuron(_LayerObjective):
 
     def __call__(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
         """Return the batch mean of ``activations[layer][:, channel, y, x]``."""
+        return self.per_position(activations, images).mean()
+
+    def per_position(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
+        """``activations[layer][:, channel, y, x]``: one score per tile."""
         act = fetch(activations, self.layer, repr(self))
         if act.ndim != 4:
             raise UserError(
@@ -151,7 +159,7 @@ class Neuron(_LayerObjective):
                 f"activations are {width} wide and {height} high for this tile size; "
                 f"valid positions are x in 0..{width - 1}, y in 0..{height - 1}"
             )
-        return act[:, self.channel, y, x].mean()
+        return act[:, self.channel, y, x]
 
     def __repr__(self) -> str:
         position = "".join(
@@ -167,9 +175,13 @@ class DeepDream(_LayerObjective):
 
     __slots__ = ()
 
+    def per_position(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
+        """The mean over channels of ``activations[layer] ** 2``, per tile and position."""
+        return fetch(activations, self.layer, repr(self)).square().mean(dim=1)
+
     def __call__(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
         """Return the mean of ``activations[layer] ** 2``."""
-        return fetch(activations, self.layer, repr(self)).square().mean()
+        return self.per_position(activations, images).mean()
 
     def __repr__(self) -> str:
         return f"deepdream({self.layer})"
@@ -197,9 +209,13 @@ class ClassLogit(Objective):
         count = check_layer(LOGITS, channels, repr(self))
         check_index_in_range(self.class_index, "class_index", LOGITS, count, repr(self), "classes")
 
+    def per_position(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
+        """``activations["logits"][:, class_index]``: one score per tile."""
+        return fetch(activations, LOGITS, repr(self))[:, self.class_index]
+
     def __call__(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
         """Return the mean of ``activations["logits"][:, class_index]``."""
-        return fetch(activations, LOGITS, repr(self))[:, self.class_index].mean()
+        return self.per_position(activations, images).mean()
 
     def __repr__(self) -> str:
         return f"class_logit({self.class_index})"
@@ -247,6 +263,10 @@ class Direction(_LayerObjective):
 
     def __call__(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
         """Return the mean over batch and positions of ``sum_c act[:, c] * vector[c]``."""
+        return self.per_position(activations, images).mean()
+
+    def per_position(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
+        """``sum_c act[:, c] * vector[c]`` per tile and position."""
         act = fetch(activations, self.layer, repr(self))
         if act.ndim < 2 or act.shape[1] != len(self.vector):
             raise UserError(
@@ -256,7 +276,7 @@ class Direction(_LayerObjective):
         # Copied without waiting for the device: the render step must not sync.
         weights = torch.tensor(self.vector, dtype=act.dtype).to(act.device, non_blocking=True)
         weights = weights.reshape(1, -1, *([1] * (act.ndim - 2)))
-        return (act * weights).sum(dim=1).mean()
+        return (act * weights).sum(dim=1)
 
     def __repr__(self) -> str:
         if len(self.vector) <= 4:

@@ -8,6 +8,10 @@ is that batch of RGB tiles in [0, 1], NCHW, as fed to the model. The training lo
 Objectives compose linearly: ``a + b``, ``a - b``, ``-a``, ``2 * a``, ``a * 2``, ``a / 2`` and
 ``sum([a, b])`` all give a ``WeightedSum`` whose value is the weighted sum of its terms and whose
 ``layers`` is the union of theirs.
+
+``objective.where(weights)`` weights an objective over the canvas (render/objectives/spatial.py);
+such objectives are ``spatial`` and are scored with ``evaluate(activations, images, points)``,
+``points`` being where on the canvas each pixel of the images lies.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from render.errors import UserError
@@ -93,6 +98,39 @@ class Objective(abc.ABC):
     def terms(self) -> tuple[tuple[float, Objective], ...]:
         """Return ``(weight, objective)`` pairs whose weighted sum is this objective."""
         return ((1.0, self),)
+
+    # Objectives over the canvas (render/objectives/spatial.py).
+
+    @property
+    def spatial(self) -> bool:
+        """Whether the score depends on where the tiles are on the canvas (see :meth:`where`)."""
+        return False
+
+    def evaluate(
+        self, activations: Mapping[str, Tensor], images: Tensor, points: Tensor | None
+    ) -> Tensor:
+        """The score, given the canvas points ``[n, h, w, 2]`` of the images (spatial ones)."""
+        return self(activations, images)
+
+    def per_position(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
+        """Scores ``[n]`` per tile, or ``[n, h, w]`` per activation position, whose mean is the
+        score. By default the score of each tile on its own; objectives with a cheaper or finer
+        form override it.
+        """
+        return torch.stack(
+            [
+                self({name: act[i : i + 1] for name, act in activations.items()}, images[i : i + 1])
+                for i in range(images.shape[0])
+            ]
+        )
+
+    def where(self, weights: object) -> Objective:
+        """This objective, weighted over the canvas by ``weights`` (a ``WeightMap`` or a 2-D
+        tensor stretched over the canvas): ``channel(...).where(Box(x=(0, 0.5)))``.
+        """
+        from render.objectives.spatial import Masked, as_weight_map
+
+        return Masked(self, as_weight_map(weights))
 
     # Composition. Operators return NotImplemented for operands they do not understand so that
     # Python raises its usual TypeError (e.g. for ``a * b`` of two objectives, which is not linear).
@@ -183,16 +221,31 @@ class WeightedSum(Objective):
         for _, term in self.weighted_terms:
             term.validate(channels)
 
+    @property
+    def spatial(self) -> bool:
+        """Whether any term depends on where the tiles are."""
+        return any(term.spatial for _, term in self.weighted_terms)
+
     def __call__(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
         """Return the weighted sum of the terms' scores."""
+        return self.evaluate(activations, images, None)
+
+    def evaluate(
+        self, activations: Mapping[str, Tensor], images: Tensor, points: Tensor | None
+    ) -> Tensor:
+        """Return the weighted sum of the terms' scores at the canvas ``points``."""
         total: Tensor | None = None
         for weight, term in self.weighted_terms:
-            value = term(activations, images)
+            value = term.evaluate(activations, images, points)
             if weight != 1.0:
                 value = value * weight
             total = value if total is None else total + value
         assert total is not None  # __post_init__ guarantees at least one term
         return total
+
+    def where(self, weights: object) -> Objective:
+        """Every term weighted over the canvas by ``weights``."""
+        return combine((w, term.where(weights)) for w, term in self.weighted_terms)
 
     def __repr__(self) -> str:
         parts: list[str] = []

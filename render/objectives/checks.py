@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from render.errors import UserError
+from render.objectives.base import Objective
 
 __all__ = [
     "check_index_in_range",
@@ -22,6 +23,7 @@ __all__ = [
     "require_finite",
     "require_index",
     "require_layer_name",
+    "require_objective",
 ]
 
 
@@ -93,3 +95,14 @@ def fetch(activations: Mapping[str, Tensor], layer: str, owner: str) -> Tensor:
         raise KeyError(
             f"{owner}: no activation captured for layer {layer!r}; captured: {sorted(activations)}"
         ) from None
+
+
+def require_objective(value: object, where: str) -> Objective:
+    """Return ``value`` if it is an objective, else raise UserError naming ``where``."""
+    if not isinstance(value, Objective):
+        # Typically a nested config that lacks `_target_`, or instantiation with _recursive_=False.
+        raise UserError(
+            f"{where} must be an objective (a config node with "
+            f"`_target_: render.objectives.<factory>`), got {type(value).__name__}: {value!r}"
+        )
+    return value

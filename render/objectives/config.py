@@ -8,7 +8,7 @@ from typing import Any
 
 from render.errors import UserError
 from render.objectives.base import Objective, combine
-from render.objectives.checks import require_finite
+from render.objectives.checks import require_finite, require_objective
 
 __all__ = ["weighted_sum"]
 
@@ -32,14 +32,7 @@ def _term(index: int, term: object) -> tuple[float, Objective]:
             raise UserError(f"{where} has unknown key {key!r}; {hint}valid keys: objective, weight")
     if "objective" not in term:
         raise UserError(f"{where} has no 'objective'; valid keys: objective, weight")
-    objective = term["objective"]
-    if not isinstance(objective, Objective):
-        # Typically a nested config that lacks `_target_`, or instantiation with _recursive_=False.
-        raise UserError(
-            f"{where}.objective must be an objective (a config node with "
-            f"`_target_: render.objectives.<factory>`), got {type(objective).__name__}: "
-            f"{objective!r}"
-        )
+    objective = require_objective(term["objective"], f"{where}.objective")
     weight = require_finite(term.get("weight", 1.0), "weight", where)
     return weight, objective
 
