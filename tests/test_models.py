@@ -94,6 +94,7 @@ def test_embedded_model_recognises_synthetic_images(
 
 
 def test_embedded_weights_are_loaded_not_random(lite0: FeatureModel) -> None:
+    torch.manual_seed(0)  # the random init must not depend on which tests ran before
     random_net = timm.create_model(LITE0_ARCH, pretrained=False).eval()
     with torch.no_grad():
         loaded = lite0(_grid()).softmax(dim=1)
