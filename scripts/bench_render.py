@@ -125,7 +125,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--rss-overrides",
         nargs="*",
         default=[],
-        help="extra Hydra overrides for the RSS renders, e.g. render.blend_every=1",
+        help="extra Hydra overrides for the RSS renders, e.g. render.offload=true",
     )
     args = parser.parse_args(argv)
     args.warmup, args.timed = (1, 2) if args.quick else (2, 8)

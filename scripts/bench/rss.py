@@ -72,7 +72,7 @@ def render_rss(
 ) -> tuple[int | None, float, str]:
     """Peak RSS of ``scripts/render.py`` on a ``size`` x ``size`` canvas for 2 steps.
 
-    ``extra`` Hydra overrides are appended (e.g. ``render.blend_every=1`` to include a blend).
+    ``extra`` Hydra overrides are appended (e.g. ``render.offload=true``).
 
     The child inherits this process's environment; ``--threads`` reaches it as
     ``OMP_NUM_THREADS`` (set in :func:`main`).
