@@ -194,8 +194,8 @@ class AtlasObjective:
     channels: Any = None
     classes: Any = None
     cells: Any = None
-    grid: list[int] | None = None
-    blend: float = 0.5
+    grid: list[int] | None = rule(COUNT, None)
+    blend: float = rule(Number(at_least=0, at_most=1, note="a share of a cell"), 0.5)
 
 
 @dataclass
