@@ -1,7 +1,7 @@
 """Ship configs/ inside the installed ``render`` package (as ``render/configs``).
 
 The repository keeps configs/ at the top level; a non-editable install has no repository, so the
-wheel carries a copy that ``render.cli.config_dir`` finds. Everything else is in pyproject.toml.
+wheel carries a copy that ``render.config.config_dir`` finds. Everything else is in pyproject.toml.
 """
 
 from pathlib import Path

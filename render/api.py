@@ -12,34 +12,16 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from PIL import Image
 from torch import nn
 
-from render.cli import config_dir
-from render.config import register_configs
+from render.config import compose_config
 from render.errors import UserError
 from render.models import FeatureModel, from_module
 from render.objectives import Objective
 from render.run import render
 
 __all__ = ["compose_config", "render_image"]
-
-
-def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
-    """The render config of ``python scripts/render.py OVERRIDES...``, as a DictConfig."""
-    register_configs()
-    try:
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            cfg = compose("render", overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as error:
-        raise UserError(f"overrides {list(overrides)}: {error}") from None
-    # The command line runs with Hydra's job config; an API render has no Hydra job.
-    OmegaConf.set_struct(cfg, True)
-    return cfg
 
 
 def _size_override(key: str, value: Sequence[int] | int | None) -> list[str]:

@@ -11,23 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from render.config import build, check_values, register_configs
+from render.config import build, check_values, compose_config, config_dir, register_configs
 from render.errors import UserError
 
-__all__ = ["config_dir", "layers", "main"]
-
-
-def config_dir() -> str:
-    """The folder of ``render.yaml``: the wheel's copy inside the package, else the checkout's."""
-    package = Path(__file__).resolve().parent
-    installed = package / "configs"
-    return str(installed if installed.is_dir() else package.parent / "configs")
-
+__all__ = ["layers", "main"]
 
 register_configs()
 
@@ -57,9 +48,7 @@ def layers(overrides: Sequence[str] | None = None) -> int:
     from render.models import describe_layers
 
     try:
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            cfg = compose(config_name="render", overrides=list(overrides))
-        found = describe_layers(build(cfg.model))
+        found = describe_layers(build(compose_config(overrides).model))
     except (UserError, HydraException) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -6,14 +6,17 @@ wrong type fails at composition time with Hydra's own message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Union
 
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
-from hydra.errors import InstantiationException
+from hydra.errors import HydraException, InstantiationException
 from hydra.utils import instantiate
 from omegaconf import MISSING, DictConfig
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from render.errors import UserError
 from render.rules import MAX_SEED, Number, rule, validate
@@ -319,6 +322,23 @@ def register_configs() -> None:
     for group, options in SCHEMAS.items():
         for name, node in options.items():
             store.store(group=group, name=f"{name}_schema", node=node)
+
+
+def config_dir() -> str:
+    """The folder of ``render.yaml``: the wheel's copy inside the package, else the checkout's."""
+    package = Path(__file__).resolve().parent
+    installed = package / "configs"
+    return str(installed if installed.is_dir() else package.parent / "configs")
+
+
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """The render config of ``python scripts/render.py OVERRIDES...``, as a DictConfig."""
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            return compose("render", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        raise UserError(f"overrides {list(overrides)}: {error}") from None
 
 
 def build(node: DictConfig, **kwargs: Any) -> Any:

@@ -57,10 +57,10 @@ from collections.abc import Sequence  # noqa: E402
 import torch  # noqa: E402
 
 from render.budget import bytes_needed  # noqa: E402
-from render.config import build, register_configs  # noqa: E402
+from render.config import build, compose_config, register_configs  # noqa: E402
 from render.run import make_tiling, state_dtype  # noqa: E402
 from render.schedule import TileBatches  # noqa: E402
-from scripts.bench.common import compose_config, free_memory, markdown_table, median  # noqa: E402
+from scripts.bench.common import free_memory, markdown_table, median  # noqa: E402
 from scripts.bench.fit import PHASES, Parts, make_probe, run_fit  # noqa: E402
 from scripts.bench.overhead import part_overhead  # noqa: E402
 from scripts.bench.rss import parse_time_v, peak_rss_of  # noqa: E402

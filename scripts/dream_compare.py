@@ -40,16 +40,14 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 import torchvision.transforms.v2.functional as TF  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
 from PIL import Image  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from render.config import register_configs  # noqa: E402
+from render.config import compose_config  # noqa: E402
 from render.models import FeatureModel, efficientnet_lite0  # noqa: E402
 from render.outputs import save_png  # noqa: E402
 from render.run import render  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 #: google/deepdream's step size, in its 0..255 pixel units.
 CLASSIC_STEP = 1.5 / 255
 #: The downscale at which a dream must still look like its photo.
@@ -115,19 +113,16 @@ def tiled_dream(
     photo_path: Path, size: tuple[int, int], layer: str, overrides: Sequence[str]
 ) -> Tensor:
     """``experiment=deepdream_photo`` through ``render.run.render``; the canvas it writes."""
-    register_configs()
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose(
-            "render",
-            overrides=[
-                "experiment=deepdream_photo",
-                f"init.path={photo_path}",
-                f"tiling.base_size=[{size[0]},{size[1]}]",
-                f"objective.layer={layer}",
-                "trainer.enable_progress_bar=false",
-                *overrides,
-            ],
-        )
+    cfg = compose_config(
+        [
+            "experiment=deepdream_photo",
+            f"init.path={photo_path}",
+            f"tiling.base_size=[{size[0]},{size[1]}]",
+            f"objective.layer={layer}",
+            "trainer.enable_progress_bar=false",
+            *overrides,
+        ]
+    )
     with tempfile.TemporaryDirectory(prefix="dream_compare_") as tmp:
         png = render(cfg, Path(tmp))
         with Image.open(png) as picture:

@@ -18,20 +18,10 @@ from pathlib import Path
 import psutil
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
-
-from render.cli import config_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDER_SCRIPT = ROOT / "scripts" / "render.py"
 MB = 2**20
-
-
-def compose_config(overrides: Sequence[str]) -> DictConfig:
-    """The render config of ``configs/render.yaml`` with Hydra ``overrides`` applied."""
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose("render", overrides=list(overrides))
 
 
 def synchronize(device: torch.device) -> None:

@@ -15,13 +15,13 @@ import torch
 from omegaconf import DictConfig
 
 from render.budget import check_memory
-from render.config import build
+from render.config import build, compose_config
 from render.models import FeatureModel
 from render.outputs import ProgressGif
 from render.renderer import TileRenderer
 from render.run import make_renderer, make_tiling, make_trainer, state_dtype
 from render.schedule import TileBatches, step_generator
-from scripts.bench.common import MB, compose_config, free_memory, median, quiet, synchronize
+from scripts.bench.common import MB, free_memory, median, quiet, synchronize
 
 #: A callable run between two render steps (its time is taken out of the step); returns timings.
 Probe = Callable[[], dict[str, float]]

@@ -6,8 +6,9 @@ import argparse
 
 import torch
 
+from render.config import compose_config
 from render.models import FeatureModel
-from scripts.bench.common import compose_config, machine_line, markdown_table, median
+from scripts.bench.common import machine_line, markdown_table, median
 from scripts.bench.fit import PHASES, Parts, make_probe, run_fit
 
 #: Overhead target for tiles_per_step >= 4 (reported, not asserted).

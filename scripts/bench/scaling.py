@@ -8,12 +8,12 @@ from collections.abc import Sequence
 import torch
 
 from render.budget import bytes_needed
-from render.config import build
+from render.config import build, compose_config
 from render.errors import UserError
 from render.models import FeatureModel
 from render.run import make_tiling, state_dtype
 from render.schedule import TileBatches
-from scripts.bench.common import MB, compose_config, free_memory, machine_line, markdown_table
+from scripts.bench.common import MB, free_memory, machine_line, markdown_table
 from scripts.bench.fit import FitResult, run_fit
 from scripts.bench.rss import render_rss
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import torch
 
+from render.config import compose_config
 from render.models import FeatureModel
 from render.quality import fine_detail, recognition_by_level, seam_ratio, window_levels
 from render.run import make_tiling
-from scripts.bench.common import MB, RENDER_SCRIPT, compose_config, machine_line, markdown_table
+from scripts.bench.common import MB, RENDER_SCRIPT, machine_line, markdown_table
 from scripts.bench.rss import peak_rss_of
 
 
