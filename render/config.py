@@ -187,6 +187,8 @@ class InterpolateObjective:
     start: Any = MISSING
     end: Any = MISSING
     axis: str = "x"
+    # The share of the canvas, in its middle, over which the weights cross-fade (1: edge to edge).
+    transition: float = rule(Number(at_least=0, at_most=1, note="a share of the canvas"), 0.5)
 
 
 @dataclass

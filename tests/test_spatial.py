@@ -84,11 +84,25 @@ def test_atlas_cells_are_their_own_in_their_middle_and_cross_fade_at_borders() -
 
 @pytest.mark.parametrize("axis", ["x", "y"])
 def test_interpolate_weights_are_linear_from_edge_to_edge(axis: str) -> None:
-    start, end = _weights(interpolate(channel(LAYER, 0), channel(LAYER, 1), axis))
+    start, end = _weights(interpolate(channel(LAYER, 0), channel(LAYER, 1), axis, transition=1))
     points = _points(9, 11)
     along = points[..., "xy".index(axis)]
     torch.testing.assert_close(start(points), 1 - along)
     torch.testing.assert_close(end(points), along)
+
+
+@settings(max_examples=30, deadline=None)
+@given(transition=st.just(0.0) | st.floats(0.01, 1))
+def test_interpolate_cross_fades_over_the_middle_transition_only(transition: float) -> None:
+    start, end = _weights(interpolate(channel(LAYER, 0), channel(LAYER, 1), transition=transition))
+    points = _points(13, 7) * 1.2 - 0.1  # a little past the canvas edges too
+    x, weight = points[..., 0], end(points)
+    torch.testing.assert_close(start(points) + weight, torch.ones_like(weight))
+    # Each end shows its objective alone; the middle ramps linearly from 0 to 1.
+    assert (weight[x < 0.5 - transition / 2] == 0).all()
+    assert (weight[x >= 0.5 + transition / 2] == 1).all()
+    ramp = (x > 0.5 - transition / 2) & (x < 0.5 + transition / 2)
+    torch.testing.assert_close(weight[ramp], (x[ramp] - 0.5) / transition + 0.5)
 
 
 def test_image_map_is_stretched_over_the_canvas_and_clamped_past_it() -> None:
@@ -157,7 +171,7 @@ def test_overlapping_tiles_read_the_same_weights_where_they_overlap() -> None:
 def test_every_octave_reads_the_same_map_at_the_same_place(axis: str) -> None:
     # The tiles of a small and a large canvas: the mean weight of each column (row) of the
     # canvas follows the canvas coordinate, whatever the size.
-    maps = _weights(interpolate(channel(LAYER, 0), channel(LAYER, 1), axis))
+    maps = _weights(interpolate(channel(LAYER, 0), channel(LAYER, 1), axis, transition=1))
     for size in ([32, 96], [64, 192]):
         if axis == "y":
             size = size[::-1]
@@ -189,7 +203,7 @@ def test_a_positional_objective_is_weighted_per_activation_position() -> None:
     score = channel(LAYER, 5).where(Box(x=(0.5, math.inf))).evaluate(acts, images, points)
     # Tile 0 is the left half (weight 0), tile 1 the right half (weight 1).
     torch.testing.assert_close(score, acts[LAYER][1, 5].sum() / acts[LAYER][:, 5].numel())
-    ramp = _weights(interpolate(channel(LAYER, 5), channel(LAYER, 5)))[1]
+    ramp = _weights(interpolate(channel(LAYER, 5), channel(LAYER, 5), transition=1))[1]
     score = channel(LAYER, 5).where(ramp).evaluate(acts, images, points)
     # Each position of a 4x6 grid over a 8x12 tile covers 2x2 pixels: its mean x is the ramp's.
     x = (torch.tensor([0, 12])[:, None] + torch.arange(6) * 2 + 1) / 24
@@ -202,7 +216,7 @@ def test_a_class_logit_is_weighted_per_tile_by_the_map_under_it() -> None:
     points = canvas_points(
         NoTransforms(), torch.tensor([[0, 0], [0, 12]]), (8, 12), (8, 24), torch.Generator()
     )
-    ramp = _weights(interpolate(class_logit(3), class_logit(3)))[1]
+    ramp = _weights(interpolate(class_logit(3), class_logit(3), transition=1))[1]
     score = class_logit(3).where(ramp).evaluate(acts, images, points)
     torch.testing.assert_close(score, (acts["logits"][:, 3] * torch.tensor([0.25, 0.75])).mean())
 
@@ -339,6 +353,7 @@ def test_bad_masks_are_user_errors(tmp_path: Path, make, regions, message: str) 
         (lambda: atlas_from_config(channels=[1]), "needs objective.layer"),
         (lambda: interpolate(channel(LAYER, 0), channel(LAYER, 1), "z"), "axis must be 'x'"),
         (lambda: interpolate(channel(LAYER, 0), {"class_index": 1}), "end must be an objective"),
+        (lambda: interpolate(channel(LAYER, 0), channel(LAYER, 1), transition=1.5), "transition"),
         (lambda: channel(LAYER, 0).where("left"), "WeightMap or a 2-D tensor"),
     ],
 )

@@ -38,16 +38,26 @@ def _band(lo: float, hi: float, soft: float, axis: int) -> Box:
     return Box(y=span, soft=(0.0, soft))
 
 
-def interpolate(start: Objective, end: Objective, axis: str = "x") -> Objective:
-    """``start`` at the left (``axis="y"``: top) edge of the canvas, ``end`` at the other edge,
-    their weights linear in between (``1 - x`` and ``x``).
+def interpolate(
+    start: Objective, end: Objective, axis: str = "x", transition: float = 0.5
+) -> Objective:
+    """``start`` at the left (``axis="y"``: top) edge of the canvas, ``end`` at the other edge.
+
+    Their weights cross-fade linearly over the middle ``transition`` of the canvas (1: from
+    edge to edge, weights ``1 - x`` and ``x``; 0: a hard cut in the middle), so the ends show
+    each objective alone and the middle the morph between them.
     """
     index = _axis(axis, "interpolate")
     start = require_objective(start, "interpolate: start")
     end = require_objective(end, "interpolate: end")
-    # One soft edge the width of the canvas, centred on it: a ramp from edge to edge.
-    return start.where(_band(-math.inf, 0.5, 1.0, index)) + end.where(
-        _band(0.5, math.inf, 1.0, index)
+    transition = require_finite(transition, "transition", "interpolate")
+    if not 0 <= transition <= 1:
+        raise UserError(
+            f"interpolate: transition must be in [0, 1] (a share of the canvas), got {transition}"
+        )
+    # One soft edge centred on the canvas, the ramp of both weights.
+    return start.where(_band(-math.inf, 0.5, transition, index)) + end.where(
+        _band(0.5, math.inf, transition, index)
     )
 
 
