@@ -17,6 +17,7 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # tests/test_gallery.py opens a page in headless Chromium driven by chromedriver: install them
 # with apt where missing and we may (root on Debian); without them that test skips, saying why.

@@ -29,16 +29,23 @@ class BlendCallback(pl.Callback):
         self.every_n_updates = every_n_updates
         self.on_blend = on_blend
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: TileRenderer) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        assert isinstance(pl_module, TileRenderer)  # the only module it is fitted with
         if self.on_blend is not None and trainer.is_global_zero and trainer.global_step == 0:
             self.on_blend(pl_module.canvas())
             release_free_memory()
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: TileRenderer, outputs: Any, batch: Any, batch_idx: int
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
     ) -> None:
         if self.every_n_updates <= 0:
             return
+        assert isinstance(pl_module, TileRenderer)
         assert pl_module.loader is not None
         if trainer.global_step % (self.every_n_updates * len(pl_module.loader)) != 0:
             return

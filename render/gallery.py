@@ -30,6 +30,8 @@ FONT_SIZE = 16
 BACKGROUND = (255, 255, 255)
 INK = (20, 20, 20)
 MISSING = (200, 200, 200)
+# ImageFont.load_default falls back to the bitmap font where Pillow lacks FreeType.
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ def split_overrides(jobs: Sequence[Job]) -> tuple[list[str], list[list[str]]]:
     return shared, [o or [f"job {job.folder.name}"] for job, o in zip(jobs, own, strict=True)]
 
 
-def wrap(text: str, font: ImageFont.FreeTypeFont, width: float) -> list[str]:
+def wrap(text: str, font: Font, width: float) -> list[str]:
     """``text`` cut into lines no wider than ``width`` (overrides have few spaces: cut anywhere)."""
     lines = [""]
     for char in text:
@@ -76,9 +78,7 @@ def wrap(text: str, font: ImageFont.FreeTypeFont, width: float) -> list[str]:
     return lines
 
 
-def caption_lines(
-    overrides: Sequence[str], font: ImageFont.FreeTypeFont, width: float
-) -> list[str]:
+def caption_lines(overrides: Sequence[str], font: Font, width: float) -> list[str]:
     """One override a line, wrapped to ``width``."""
     return [line for override in overrides for line in wrap(override, font, width)]
 
@@ -115,7 +115,7 @@ def paste_thumbnail(
     draw: ImageDraw.ImageDraw,
     job: Job,
     at: tuple[int, int],
-    font: ImageFont.FreeTypeFont,
+    font: Font,
 ) -> None:
     """The job's picture fitted into the ``THUMB`` square at ``at``, or a grey 'no picture'."""
     x, y = at

@@ -80,7 +80,7 @@ class ProgressGif:
         # Pillow's default median-cut palette takes about 0.3 s per 448x448 frame (9 s of the
         # default render); fast octree takes a hundredth of that and looks the same in a GIF.
         frames = [
-            (f if f.size == size else f.resize(size, Image.BILINEAR)).quantize(
+            (f if f.size == size else f.resize(size, Image.Resampling.BILINEAR)).quantize(
                 256, method=Image.Quantize.FASTOCTREE
             )
             for f in self.frames

@@ -90,12 +90,11 @@ def octave_sizes(
     sizes = []
     for o in range(octaves):
         factor = scale ** (octaves - 1 - o)
-        sizes.append(
-            tuple(
-                b if factor == 1 else min(b, max(t, round(b / factor)))
-                for b, t in zip(base, tile, strict=True)
-            )
+        height, width = (
+            b if factor == 1 else min(b, max(t, round(b / factor)))
+            for b, t in zip(base, tile, strict=True)
         )
+        sizes.append((height, width))
     return sizes
 
 

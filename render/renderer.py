@@ -145,6 +145,7 @@ class TileRenderer(pl.LightningModule):
     def training_step(self, idx: Tensor, batch_idx: int) -> None:
         """One optimiser step on one batch of tiles; nothing here waits for the device."""
         optimizer = self.optimizers()
+        assert not isinstance(optimizer, list)  # configure_optimizers gives one
         inner = optimizer.optimizer
         if len(idx) == 0:
             inner.param_groups[0]["params"] = []
@@ -189,7 +190,8 @@ class TileRenderer(pl.LightningModule):
         return points.to(self.device, non_blocking=True)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.global_step % self.trainer.log_every_n_steps == 0:
+        # Lightning sets this Trainer attribute in its logger connector, undeclared.
+        if self.global_step % self.trainer.log_every_n_steps == 0:  # type: ignore[attr-defined]
             self.drain_scores()
         if self._last_score is not None:
             # A host float: the progress bar shows it without touching the device.

@@ -12,7 +12,7 @@ import math
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -100,20 +100,21 @@ def _validate_node(node: DictConfig, prefix: str) -> None:
         else {}
     )
     for name in node:
-        key = f"{prefix}{name}"
+        key = prefix + str(name)
         if OmegaConf.is_missing(node, name):
             continue
         value = node[name]
         if isinstance(value, DictConfig):
             _validate_node(value, f"{key}.")
-        elif name in rules:
+        elif isinstance(name, str) and name in rules:  # the schema's field names are str
             _check_value(key, value, rules[name])
 
 
 def _check_value(key: str, value: Any, number: Number) -> None:
     if isinstance(value, ListConfig):
-        # Iterating a ListConfig of Union elements yields nodes, not values.
-        for index, item in enumerate(OmegaConf.to_container(value, resolve=True)):
+        # Iterating a ListConfig of Union elements yields nodes, not values: use it as a list.
+        items = cast(list[Any], OmegaConf.to_container(value, resolve=True))
+        for index, item in enumerate(items):
             number.check(f"{key}[{index}]", item)
     else:
         number.check(key, value)

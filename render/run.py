@@ -7,7 +7,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import pytorch_lightning as pl
 import torch
@@ -88,7 +88,8 @@ def make_tiling(cfg: DictConfig, size: tuple[int, int]) -> TilingModule:
     try:
         return TilingModule(
             tile_size=list(cfg.tile_size),
-            tile_overlap=OmegaConf.to_container(cfg.tile_overlap),
+            # The schema's tile_overlap is a list: a ListConfig, which converts to a list.
+            tile_overlap=cast("list[int | float]", OmegaConf.to_container(cfg.tile_overlap)),
             base_size=list(size),
             placement=cfg.placement,
             window=cfg.window,
@@ -100,8 +101,8 @@ def make_tiling(cfg: DictConfig, size: tuple[int, int]) -> TilingModule:
 def make_strategy(strategy: Any) -> Any:
     """Lightning's DDP names become the tile-sharding DDP (gradients stay per rank)."""
     if strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"):
-        start = {"ddp": "popen", "ddp_spawn": "spawn"}.get(strategy, "fork")
-        return TileDDPStrategy(start_method=start)
+        starts: dict[str, Literal["popen", "spawn"]] = {"ddp": "popen", "ddp_spawn": "spawn"}
+        return TileDDPStrategy(start_method=starts.get(strategy, "fork"))
     return strategy
 
 

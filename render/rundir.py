@@ -23,7 +23,9 @@ def owns_run_dir() -> bool:
     the outputs. The rank comes from the launcher's environment (torchrun, SLURM, Lightning),
     read before torch.distributed starts.
     """
-    return rank_zero_only.rank == 0 and os.environ.get("NODE_RANK", "0") == "0"
+    # Lightning sets .rank on the function when it is imported; its type does not declare it.
+    rank = rank_zero_only.rank  # type: ignore[attr-defined]
+    return rank == 0 and os.environ.get("NODE_RANK", "0") == "0"
 
 
 @contextmanager

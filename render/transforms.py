@@ -224,7 +224,7 @@ class RobustnessTransforms(torch.nn.Module):
             shifted = shifted * self._keep_first_crop(params, shifted)
 
         def sample(idx: list[int], mode: str) -> Tensor:
-            select = (
+            select: slice | Tensor = (
                 slice(None)
                 if len(idx) == n
                 else torch.tensor(idx).to(images.device, non_blocking=True)

@@ -1,7 +1,7 @@
 """``TilingModule``: split NCHW tensors into overlapping tiles and blend them back together."""
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, cast
 
 import torch
 
@@ -33,13 +33,14 @@ def _pair(name: str, value: object) -> List[object]:
 
 def _sizes(name: str, value: Size) -> List[int]:
     """Validate a size argument: positive integers."""
-    sizes = _pair(name, value)
-    for s in sizes:
+    sizes: List[int] = []
+    for s in _pair(name, value):
         if isinstance(s, bool) or not isinstance(s, int):
             raise TypeError(f"{name} must hold integers, got {value!r}")
         if s <= 0:
             raise ValueError(f"{name} must be positive, got {value!r}")
-    return [int(s) for s in sizes]
+        sizes.append(int(s))
+    return sizes
 
 
 def _stride(tile: int, overlap: object) -> int:
@@ -123,7 +124,10 @@ class TilingModule(torch.nn.Module):
         self._strides = [_stride(t, o) for t, o in zip(sizes, overlaps, strict=True)]
         # As given (fractions or pixels), like the reference's attribute.
         self._tile_overlap = (overlaps[0], overlaps[1])
-        self._ramps = [_ramp_pixels(t, o) for t, o in zip(sizes, overlaps, strict=True)]
+        # _stride has checked that the overlaps are numbers.
+        self._ramps = [
+            _ramp_pixels(t, cast(int | float, o)) for t, o in zip(sizes, overlaps, strict=True)
+        ]
         self._even = placement == "even"
         self._window = window
         base = _sizes("base_size", base_size)

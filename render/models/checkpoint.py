@@ -7,6 +7,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -152,7 +153,8 @@ def _drop_absent_aux_heads(network: nn.Module, state: dict[str, Tensor]) -> None
         if name.lower().startswith("aux") and not any(k.startswith(f"{name}.") for k in state):
             setattr(network, name, None)
             if hasattr(network, "aux_logits"):
-                network.aux_logits = False
+                # torch types Module.__setattr__'s value as Tensor | Module; a flag is fine.
+                network.aux_logits = False  # type: ignore[assignment]
 
 
 def _lite0_from(obj: dict[str, Tensor] | nn.Module, file: Path, num_classes: int) -> nn.Module:
@@ -197,8 +199,10 @@ def checkpoint_model(
     # for the user each means the same thing: this file cannot be loaded.
     except Exception as exc:
         raise UserError(f"checkpoint file {file} is unreadable: {exc}".splitlines()[0]) from exc
-    kwargs = {} if num_classes is None else {"num_classes": int(num_classes)}
+    kwargs: dict[str, Any] = {} if num_classes is None else {"num_classes": int(num_classes)}
     labels: Sequence[str] | None = None
+    default_mean: Sequence[float]
+    default_std: Sequence[float]
     input_size = 224
     if source == "embedded":
         network = _lite0_from(obj, file, num_classes or 1000)

@@ -35,6 +35,10 @@ def _channel_stats(values: Sequence[float], what: str) -> Tensor:
 class FeatureModel(nn.Module):
     """A frozen, always-eval classifier taking RGB NCHW images in [0, 1]."""
 
+    # Buffers (registered in __init__): declared so that they type as Tensor, not Tensor | Module.
+    mean: Tensor
+    std: Tensor
+
     def __init__(
         self,
         network: nn.Module,
@@ -128,8 +132,9 @@ class FeatureModel(nn.Module):
         def recorder(name: str) -> Callable[[nn.Module, object, object], None]:
             def hook(_module: nn.Module, _args: object, output: object) -> None:
                 calls[name] = calls.get(name, 0) + 1
-                is_map = isinstance(output, Tensor) and output.ndim == 4
-                shapes[name] = output.shape if is_map else None
+                shapes[name] = (
+                    output.shape if isinstance(output, Tensor) and output.ndim == 4 else None
+                )
                 finished.append(name)
 
             return hook

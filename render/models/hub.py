@@ -124,7 +124,8 @@ def torchvision_normalisation(network: nn.Module, weights: WeightsEnum | None) -
         if isinstance(network, torch.jit.ScriptModule):
             # Compiled code cannot be changed: feed what the module expects.
             return (IMAGENET_MEAN, IMAGENET_STD) if flag else ((0.5,) * 3, (0.5,) * 3)
-        network.transform_input = False
+        # torch types Module.__setattr__'s value as Tensor | Module; a flag is fine.
+        network.transform_input = False  # type: ignore[assignment]
         return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
     if weights is None:
         return IMAGENET_MEAN, IMAGENET_STD
@@ -221,13 +222,21 @@ def _timm_cached_file(name: str) -> str | None:
             if isinstance(found, str):
                 return found
     if cfg.url:
-        path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(cfg.url))
+        _, filename = _timm_url_file(cfg.url)
+        path = os.path.join(torch.hub.get_dir(), "checkpoints", filename)
         if os.path.isfile(path):
             return path
     return None
 
 
 _HF_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def _timm_url_file(url: str | tuple[str, str]) -> tuple[str, str]:
+    """A timm weights url and the file name it is cached under (a pair gives it: timm's form)."""
+    if isinstance(url, tuple):
+        return url
+    return url, os.path.basename(url)
 
 
 def _timm_missing_message(name: str, reason: str) -> str:
@@ -244,8 +253,10 @@ def _timm_missing_message(name: str, reason: str) -> str:
             f"copy its models--{repo.replace('/', '--')} folder there)"
         )
     else:
+        assert cfg.url  # checked by the caller: no hf_hub_id, so a url
+        url, filename = _timm_url_file(cfg.url)
         folder = os.path.join(torch.hub.get_dir(), "checkpoints")
-        where = f"place {os.path.basename(cfg.url)} in {folder} (download it from {cfg.url})"
+        where = f"place {filename} in {folder} (download it from {url})"
     return (
         f"pretrained weights for timm model {name!r} are not cached and could not be "
         f"downloaded ({reason}); {where}, or load a local file with checkpoint_model"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +26,19 @@ WEIGHTS_URL = (
 INCEPTION5H_MEAN = (117 / 255,) * 3
 INCEPTION5H_STD = (1 / 255,) * 3
 NUM_CLASSES = 1008
+
+
+class _LRNArgs(TypedDict):
+    """``nn.LocalResponseNorm``'s keyword arguments."""
+
+    size: int
+    alpha: float
+    beta: float
+    k: float
+
+
 # Local response normalisation of the stem, as in the TF graph.
-LRN = {"size": 9, "alpha": 9.99999974738e-05, "beta": 0.5, "k": 1.0}
+LRN: _LRNArgs = {"size": 9, "alpha": 9.99999974738e-05, "beta": 0.5, "k": 1.0}
 
 
 class Mixed(NamedTuple):

@@ -67,9 +67,10 @@ class Objective(abc.ABC):
         raise AttributeError(f"objectives are immutable; cannot set {name!r} on {self!r}")
 
     def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
+        # The type test implies isinstance; mypy 1.10 narrows `other` by isinstance alone.
+        if type(other) is not type(self) or not isinstance(other, Objective):
             return NotImplemented
-        return self._args() == other._args()  # type: ignore[attr-defined]
+        return self._args() == other._args()
 
     def __hash__(self) -> int:
         return hash((type(self), self._args()))

@@ -27,7 +27,7 @@ def _axis(axis: object, owner: str) -> int:
         raise UserError(
             f"{owner}: axis must be 'x' (left to right) or 'y' (top to bottom), got {axis!r}"
         )
-    return AXES.index(axis)  # type: ignore[arg-type]
+    return AXES.index(axis)
 
 
 def _band(lo: float, hi: float, soft: float, axis: int) -> Box:

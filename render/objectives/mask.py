@@ -41,7 +41,7 @@ def parse_colour(spec: object) -> Colour:
     if isinstance(spec, str):
         try:
             hex_digits = re.fullmatch(r"[0-9a-fA-F]{6}", spec)
-            return ImageColor.getrgb(f"#{spec}" if hex_digits else spec)[:3]  # type: ignore[return-value]
+            return ImageColor.getrgb(f"#{spec}" if hex_digits else spec)[:3]
         except ValueError:
             pass
     elif (
@@ -49,7 +49,7 @@ def parse_colour(spec: object) -> Colour:
         and len(spec) == 3
         and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in spec)
     ):
-        return tuple(spec)  # type: ignore[return-value]
+        return tuple(spec)
     raise UserError(
         f"mask: region colour {spec!r} is not a colour; give '#rrggbb', a colour name such as "
         f"'red', or [r, g, b] in 0..255"

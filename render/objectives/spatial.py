@@ -42,7 +42,12 @@ class WeightMap(abc.ABC):
         """Weights ``[...]`` at ``points`` ``[..., 2]`` (x, y)."""
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._key() == other._key()  # type: ignore[attr-defined]
+        # The type test implies isinstance; mypy 1.10 narrows `other` by isinstance alone.
+        return (
+            type(other) is type(self)
+            and isinstance(other, WeightMap)
+            and self._key() == other._key()
+        )
 
     def __hash__(self) -> int:
         return hash((type(self), self._key()))
@@ -150,7 +155,7 @@ def canvas_points(
     transforms: torch.nn.Module,
     starts: Tensor,
     tile: tuple[int, int],
-    canvas: tuple[int, int],
+    canvas: Sequence[int],
     generator: torch.Generator | Sequence[torch.Generator],
 ) -> Tensor:
     """Canvas points ``[n, h, w, 2]`` of what the model sees of ``n`` tiles after ``transforms``.
@@ -179,7 +184,7 @@ def _weights_like(weights: WeightMap, points: Tensor, values: Tensor) -> Tensor:
     if values.ndim == 1:
         return at_pixels.mean(dim=(1, 2))
     # Each activation position covers a block of pixels: its weight is the map's mean there.
-    return F.adaptive_avg_pool2d(at_pixels[:, None], values.shape[-2:])[:, 0]
+    return F.adaptive_avg_pool2d(at_pixels[:, None], (values.shape[-2], values.shape[-1]))[:, 0]
 
 
 class Masked(Objective):
