@@ -32,6 +32,9 @@ under a line naming the machine, the load average, torch's thread count and the 
    ``--sbs-class``, ``--sbs-updates``), each a fresh ``scripts/render.py`` process: wall time,
    peak RSS, peak CUDA memory, the share of windows classified as the class at every level,
    the finest-octave detail and the seam ratio (``render.quality``).
+5. **Compiled model** (``--parts 5``; not in the default parts): the model's forward +
+   backward eager against ``torch.compile`` (inductor) and CUDA graphs, per ``tiles_per_step``
+   (``scripts/bench/compiled.py``).
 
 Numbers are reported, never asserted. ``--profile`` adds torch.profiler's top operators for
 one ``tiles_per_step``. On a shared CPU, competing processes make multi-threaded timings swing
@@ -61,6 +64,7 @@ from render.config import build, compose_config, register_configs  # noqa: E402
 from render.run import make_tiling, state_dtype  # noqa: E402
 from render.schedule import TileBatches  # noqa: E402
 from scripts.bench.common import free_memory, markdown_table, median  # noqa: E402
+from scripts.bench.compiled import COMPILE_HEADERS, compile_row, part_compile  # noqa: E402
 from scripts.bench.fit import PHASES, Parts, make_probe, run_fit  # noqa: E402
 from scripts.bench.overhead import part_overhead  # noqa: E402
 from scripts.bench.rss import parse_time_v, peak_rss_of  # noqa: E402
@@ -69,11 +73,13 @@ from scripts.bench.side_by_side import part_side_by_side, side_by_side_variants 
 
 # What tests/test_bench_render.py and scripts/gpu_check.py use of this module.
 __all__ = [
+    "COMPILE_HEADERS",
     "PHASES",
     "Parts",
     "TileBatches",
     "build",
     "bytes_needed",
+    "compile_row",
     "compose_config",
     "free_memory",
     "main",
@@ -105,7 +111,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="fewer steps, canvases up to 1024")
     parser.add_argument("--big", action="store_true", help="add an 8192x8192 canvas to part 3")
     parser.add_argument(
-        "--parts", type=positive_ints, default=[1, 2, 3], help="e.g. 1,3; 4: side by side"
+        "--parts",
+        type=positive_ints,
+        default=[1, 2, 3],
+        help="e.g. 1,3; 4: side by side; 5: compiled model",
     )
     parser.add_argument("--sbs-size", type=int, default=1024, help="part 4: canvas side")
     parser.add_argument("--sbs-class", type=int, default=1, help="part 4: class (1: goldfish)")
@@ -177,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.sbs_updates is None:
             args.sbs_updates = float(compose_config([]).render.updates_per_tile)
         part_side_by_side(model, args)
+    if 5 in args.parts:
+        part_compile(model, args)
     print(f"\n(benchmark wall time {time.perf_counter() - started:.0f} s)")
 
 

