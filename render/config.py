@@ -54,6 +54,9 @@ class RenderSettings:
     blend_every: int = rule(Number(integer=True, at_least=0, note="0: never"), 3)
     # Optimiser updates of every tile in each octave; trainer.max_steps, when set, wins.
     updates_per_tile: float = rule(POSITIVE, 50.0)
+    # Each octave after the first runs this share of the updates per tile of the one before:
+    # below 1, the coarse octaves set the composition and the fine ones add detail to it.
+    update_decay: float = rule(Number(above=0, at_most=1, note="1: the same in every octave"), 1.0)
     # None: a pyramid from about one tile for renders from noise (scale <= 2), one octave of
     # DeepDream's 1.4 for a photo. Values given win (render/plan.py).
     octaves: int | None = rule(COUNT, None)

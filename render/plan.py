@@ -6,7 +6,8 @@ one tile (the whole composition in one forward pass), each later octave is at mo
 photo keeps deep dream's schedule (``DREAM_OCTAVE_SCALE``, one octave unless asked for more).
 
 Each octave runs enough steps that every tile gets ``updates_per_tile`` optimiser updates, so
-the time grows with the number of tiles and a large canvas gets the care of a small one;
+the time grows with the number of tiles and a large canvas gets the care of a small one
+(``render.update_decay`` below 1 gives each finer octave that share of the one before);
 ``trainer.max_steps``, when given, sets the steps of every octave instead.
 """
 

@@ -256,7 +256,8 @@ def make_plan(cfg: DictConfig, base: tuple[int, int], from_image: bool) -> list[
     for index, size in enumerate(octave_sizes(base, list(tile), octaves, scale)):
         tiles = make_tiling(cfg.tiling, size).num_tiles()
         if given is None:
-            steps = steps_for(tiles, settings.tiles_per_step, settings.updates_per_tile, world)
+            budget = settings.updates_per_tile * settings.update_decay**index
+            steps = steps_for(tiles, settings.tiles_per_step, budget, world)
         else:
             steps = int(given)
         updates = updates_per_tile(tiles, settings.tiles_per_step, max(steps, 0), world)

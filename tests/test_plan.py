@@ -98,6 +98,14 @@ def test_the_default_config_plans_a_pyramid_with_a_budget_per_tile():
     assert [o.steps for o in big] == [10, 20, 60, 120]
 
 
+def test_update_decay_gives_each_finer_octave_a_share_of_the_updates_before_it():
+    plan = make_plan(compose_render("render.update_decay=0.5"), (1024, 1024), from_image=False)
+    assert [o.updates_per_tile for o in plan] == [50, 25, 12.5, 6.25]
+    assert [o.steps for o in plan] == [50, 50, 75, 75]  # 1, 4, 16, 36 tiles, 3 per step
+    same = make_plan(compose_render("render.update_decay=1"), (1024, 1024), from_image=False)
+    assert same == make_plan(compose_render(), (1024, 1024), from_image=False)
+
+
 def test_trainer_max_steps_sets_every_octave_and_octaves_can_be_forced():
     plan = make_plan(compose_render("trainer.max_steps=7"), (448, 448), from_image=False)
     assert [o.steps for o in plan] == [7, 7]
