@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -276,21 +276,21 @@ class TileRenderer(pl.LightningModule):
         """
         h, w = self.param.tile_size
         coords = self.tiling.tile_coords()
-        for start in range(0, len(coords), self.decode_chunk):
-            chunk = torch.cat(
-                [
-                    canvas[:, :, y : y + h, x : x + w]
-                    for y, x in coords[start : start + self.decode_chunk]
-                ]
+        chunks = (
+            torch.cat(
+                [canvas[:, :, y : y + h, x : x + w] for y, x in coords[i : i + self.decode_chunk]]
             )
-            rows[start : start + len(chunk)] = self.param.encode(chunk)
+            for i in range(0, len(coords), self.decode_chunk)
+        )
+        self._encode_into(chunks, rows, canvas.device)
 
     @torch.no_grad()
-    def _encode_into(self, pixels: Tensor, rows: Tensor, device: torch.device) -> None:
-        """Encode pixel tiles chunk by chunk (on ``device``) straight into ``rows``."""
-        for start in range(0, pixels.shape[0], self.decode_chunk):
-            chunk = pixels[start : start + self.decode_chunk].to(device)
-            rows[start : start + self.decode_chunk] = self.param.encode(chunk).to(rows.device)
+    def _encode_into(self, chunks: Iterable[Tensor], rows: Tensor, device: torch.device) -> None:
+        """Encode chunks of pixel tiles, in order, on ``device`` straight into ``rows``."""
+        start = 0
+        for chunk in chunks:
+            rows[start : start + len(chunk)] = self.param.encode(chunk.to(device)).to(rows.device)
+            start += len(chunk)
 
     @torch.no_grad()
     def blend(self) -> Tensor:
@@ -299,7 +299,7 @@ class TileRenderer(pl.LightningModule):
         self.sync_store(with_state=False)
         pixels = self.decode_all()
         self.tiling(pixels, out=pixels)
-        self._encode_into(pixels, self.store.params, self.device)
+        self._encode_into(pixels.split(self.decode_chunk), self.store.params, self.device)
         return pixels
 
     @torch.no_grad()
