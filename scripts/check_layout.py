@@ -1,11 +1,13 @@
 """Measure a render whose objective changes across the canvas (the figures of README's layouts).
 
     python scripts/check_layout.py RENDER.png --grid 1x3 [--classes 1,309] [--mask MASK.png]
-                                   [--tile 224,224] [--overlap 0.25,0.25]
+                                   [--layer LAYER] [--tile 224,224] [--overlap 0.25,0.25]
 
 Prints, for each window of a rows x columns grid (row by row, each resized to the model's input),
 the embedded model's top class with its probability (and the probabilities of ``--classes``);
-the seam ratio at the tile grid of the canvas's size, over the mean pixel step and over the
+with ``--layer`` (an atlas of that layer's first channels, one per window), for each channel the
+window where its mean activation, standardised over the windows, is highest; the seam ratio at
+the tile grid of the canvas's size, over the mean pixel step and over the
 steps within 4 pixels of the edges (1: no seam); with ``--mask``, the ratio of
 the mean pixel step where the mask's colour is a mix (the border of two regions) to the mean
 step everywhere (1: nothing is cut there).
@@ -27,7 +29,7 @@ import torch  # noqa: E402
 import torchvision.transforms.v2.functional as TF  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from render.models import efficientnet_lite0  # noqa: E402
+from render.models import FeatureModel, efficientnet_lite0  # noqa: E402
 from render.quality import classify, seam_ratio, step_ratio_where, windows  # noqa: E402
 from tiling import TilingModule  # noqa: E402
 
@@ -52,6 +54,22 @@ def border_of(mask_path: str, size: tuple[int, int]) -> torch.Tensor:
     return TF.resize(mask, list(size), antialias=False)[0, 0] > 0.5
 
 
+@torch.no_grad()
+def own_windows(
+    model: FeatureModel, canvas: torch.Tensor, layer: str, rows: int, columns: int
+) -> str:
+    """For channel c of ``layer`` in window c (an atlas), the window where c is strongest."""
+    count = rows * columns
+    acts = model.capture(windows(canvas, rows, columns), [layer])[layer][:, :count]
+    means = acts.mean(dim=(2, 3))
+    strongest = ((means - means.mean(0)) / means.std(0)).argmax(0).tolist()
+    own = sum(w == c for c, w in enumerate(strongest))
+    return (
+        f"channels strongest in their own window: {own} of {count} "
+        f"(window per channel: {strongest})"
+    )
+
+
 def pair(text: str, kind: type) -> list:
     return [kind(v) for v in text.replace("x", ",").split(",")]
 
@@ -62,6 +80,7 @@ def main() -> None:
     parser.add_argument("--grid", default="1x3", help="rows x columns of windows (1x3)")
     parser.add_argument("--classes", default="", help="class indices to report (1,309)")
     parser.add_argument("--mask", help="the mask of objective=mask")
+    parser.add_argument("--layer", help="objective=atlas of this layer's channels 0, 1, ...")
     parser.add_argument("--tile", default="224,224")
     parser.add_argument("--overlap", default="0.25,0.25")
     args = parser.parse_args()
@@ -77,6 +96,8 @@ def main() -> None:
         print(
             f"window {index // columns},{index % columns}: {top} {label} {float(p[top]):.3f}{extra}"
         )
+    if args.layer:
+        print(own_windows(model, canvas, args.layer, rows, columns))
     height, width = canvas.shape[-2:]
     tiling = TilingModule(
         tile_size=pair(args.tile, int),
