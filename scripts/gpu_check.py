@@ -882,12 +882,16 @@ def png_size(path: Path) -> str:
 # --- section 6: the compiled model ----------------------------------------------------------
 
 
+def compile_calls(plan: Plan) -> tuple[int, int]:
+    """(warm-up, timed) calls of each compile case: a median needs two, CUDA graphs a warm-up."""
+    return plan.step_warmup + 1, max(plan.step_timed, 2)
+
+
 def compile_case(ctx: Context, n: int) -> list[object]:
     """Eager against compiled forward+backward at ``n`` tiles (``bench.compile_row``)."""
-    plan = ctx.plan
     # On the CPU only the tracing is checked: inductor's C++ build takes minutes there.
     backend = "inductor" if ctx.cuda() else "eager"
-    warmup, timed = plan.step_warmup + 1, max(plan.step_timed, 2)
+    warmup, timed = compile_calls(ctx.plan)
     bench, device = ctx.need_bench(), ctx.device()
     size = bench.Parts(ctx.model(), ctx.config(), device).input_size
     return bench.compile_row(ctx.model(), size, n, device, warmup, timed, backend)[1:]
@@ -895,11 +899,12 @@ def compile_case(ctx: Context, n: int) -> list[object]:
 
 def section_compile(ctx: Context, section: Section, clock: Clock) -> None:
     plan = ctx.plan
+    warmup, timed = compile_calls(plan)
     section.say(
         "Milliseconds of the default model's forward to its logits and backward to the "
         "transformed tiles, eager against `torch.compile(model)` and against "
         '`torch.compile(model, mode="reduce-overhead")` (CUDA graphs), float32; medians of '
-        f"{max(plan.step_timed, 2)} calls after {plan.step_warmup + 1} warm-up. The first "
+        f"{timed} calls after {warmup} warm-up. The first "
         "call's seconds include compilation. On the CPU the compile backend is `eager` (tracing "
         "only): the code path is checked, the speed is not."
     )

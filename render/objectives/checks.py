@@ -24,6 +24,7 @@ __all__ = [
     "require_index",
     "require_layer_name",
     "require_objective",
+    "require_share",
 ]
 
 
@@ -55,6 +56,14 @@ def require_finite(value: object, name: str, owner: str) -> float:
     if not math.isfinite(result):
         raise UserError(f"{owner}: {name} must be a finite real number, got {result}")
     return result
+
+
+def require_share(value: object, name: str, owner: str, whole: str) -> float:
+    """Return ``value`` as a float if it is a number in [0, 1] (a share of ``whole``)."""
+    share = require_finite(value, name, owner)
+    if not 0 <= share <= 1:
+        raise UserError(f"{owner}: {name} must be in [0, 1] (a share of {whole}), got {share}")
+    return share
 
 
 def check_layer(layer: str, channels: Mapping[str, int], owner: str) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from render.errors import UserError
 from render.objectives.activations import channel, class_logit
 from render.objectives.base import Objective
-from render.objectives.checks import require_finite, require_index, require_objective
+from render.objectives.checks import require_index, require_objective, require_share
 from render.objectives.spatial import Box
 
 __all__ = ["atlas", "atlas_from_config", "interpolate"]
@@ -50,11 +50,7 @@ def interpolate(
     index = _axis(axis, "interpolate")
     start = require_objective(start, "interpolate: start")
     end = require_objective(end, "interpolate: end")
-    transition = require_finite(transition, "transition", "interpolate")
-    if not 0 <= transition <= 1:
-        raise UserError(
-            f"interpolate: transition must be in [0, 1] (a share of the canvas), got {transition}"
-        )
+    transition = require_share(transition, "transition", "interpolate", "the canvas")
     # One soft edge centred on the canvas, the ramp of both weights.
     return start.where(_band(-math.inf, 0.5, transition, index)) + end.where(
         _band(0.5, math.inf, transition, index)
@@ -95,9 +91,7 @@ def atlas(
     if not cells:
         raise UserError("atlas: the grid is empty; give at least one objective")
     rows, columns = _grid(grid, len(cells))
-    blend = require_finite(blend, "blend", "atlas")
-    if not 0 <= blend <= 1:
-        raise UserError(f"atlas: blend must be in [0, 1] (a share of a cell), got {blend}")
+    blend = require_share(blend, "blend", "atlas", "a cell")
     xs, ys = _edges(columns), _edges(rows)
     soft = (blend / columns, blend / rows)
     terms = []
