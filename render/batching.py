@@ -37,18 +37,22 @@ def probe(
     param: Parameterization,
     transforms: torch.nn.Module,
     device: torch.device,
+    views: int = 1,
 ) -> Callable[[int], None]:
-    """A function that runs one render step's forward and backward on ``k`` random tiles."""
+    """A function that runs one render step's forward and backward on ``k`` random tiles, the
+    model seeing ``views`` images of each (2: the tile and its context view).
+    """
     layers = sorted(objective.layers)
     model = model.to(device)
 
     def step(k: int) -> None:
-        params = param.init(k, torch.Generator().manual_seed(k)).to(device).requires_grad_()
+        n = k * views
+        params = param.init(n, torch.Generator().manual_seed(k)).to(device).requires_grad_()
         images = transforms(param.decode(params), step_generator(0, k))
         points = None
         if objective.spatial:
             tile = param.tile_size
-            starts = torch.zeros((k, 2), dtype=torch.long)
+            starts = torch.zeros((n, 2), dtype=torch.long)
             points = canvas_points(transforms, starts, tile, tile, step_generator(0, k)).to(device)
         objective.evaluate(model.capture(images, layers), images, points).backward()
 
@@ -87,9 +91,16 @@ def auto_tiles_per_step(
 
 
 def tiles_per_step(
-    cfg: DictConfig, model: FeatureModel, objective: Objective, tiles: int, world: int
+    cfg: DictConfig,
+    model: FeatureModel,
+    objective: Objective,
+    tiles: int,
+    world: int,
+    views: int = 1,
 ) -> int:
-    """``render.tiles_per_step`` as a number: the given one, or the measured one for ``auto``."""
+    """``render.tiles_per_step`` as a number: the given one, or the measured one for ``auto``
+    (with ``views`` images of each tile, as :func:`probe`).
+    """
     value = cfg.render.tiles_per_step
     if value != "auto":
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -108,7 +119,8 @@ def tiles_per_step(
     on_gpu = uses_cuda(cfg.trainer)
     device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
     tile = tuple(cfg.tiling.tile_size)
-    step = probe(model, objective, build(cfg.param, tile_size=tile), build(cfg.transforms), device)
+    param, transforms = build(cfg.param, tile_size=tile), build(cfg.transforms)
+    step = probe(model, objective, param, transforms, device, views)
     chosen, why = auto_tiles_per_step(step, device, math.ceil(tiles / world))
     model.to("cpu")
     log.info("render.tiles_per_step=auto: %d tiles per step (%s)", chosen, why)

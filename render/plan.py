@@ -8,7 +8,9 @@ photo keeps deep dream's schedule (``DREAM_OCTAVE_SCALE``, one octave unless ask
 Each octave runs enough steps that every tile gets ``updates_per_tile`` optimiser updates, so
 the time grows with the number of tiles and a large canvas gets the care of a small one
 (``render.update_decay`` below 1 gives each finer octave that share of the one before);
-``trainer.max_steps``, when given, sets the steps of every octave instead.
+``trainer.max_steps``, when given, sets the steps of every octave instead. With
+``render.context`` each update of an octave after the first scores two images, the tile and its
+context view (render/context.py), so those steps cost about twice as much.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Octave:
     tiles: int
     steps: int
     updates_per_tile: float
+    # Images the model sees per tile update: the tile, and its context view (render/context.py).
+    views: int = 1
 
 
 def pyramid_schedule(base: tuple[int, int], tile: tuple[int, int]) -> tuple[int, float]:
@@ -97,6 +101,13 @@ def octave_sizes(
         )
         sizes.append((height, width))
     return sizes
+
+
+def views_per_tile(context: bool, index: int) -> int:
+    """Images the model sees per tile update in octave ``index`` (0: the first) of a pyramid:
+    with ``render.context``, each octave after the first also scores every tile's context view.
+    """
+    return 2 if context and index > 0 else 1
 
 
 def steps_for(tiles: int, tiles_per_step: int, updates_per_tile: float, world_size: int = 1) -> int:

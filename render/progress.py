@@ -61,9 +61,9 @@ class OctaveProgressBar(TQDMProgressBar):
 class TimeEstimate(pl.Callback):
     """Logs, once the octave's first ``after`` steps are timed, when the octave and render end.
 
-    Later octaves are estimated from the measured seconds per tile update, so the estimate
-    is rough for the first octave (one tile per step costs more per tile) and firms up at
-    each octave.
+    Later octaves are estimated from the measured seconds per image the model sees, so the
+    estimate is rough for the first octave (one tile per step costs more per tile) and firms up
+    at each octave.
     """
 
     def __init__(
@@ -84,10 +84,11 @@ class TimeEstimate(pl.Callback):
         if done != min(self.after, current.steps - self.start_step):
             return
         per_step = (time.perf_counter() - self.start_time) / done
-        per_update = per_step / min(self.tiles_per_step, current.tiles)
+        # Per image the model sees: a step of context views shows it two per tile.
+        per_image = per_step / (min(self.tiles_per_step, current.tiles) * current.views)
         left = (current.steps - trainer.global_step) * per_step
         later = sum(
-            o.steps * min(self.tiles_per_step, o.tiles) * per_update
+            o.steps * min(self.tiles_per_step, o.tiles) * o.views * per_image
             for o in self.plan[self.octave + 1 :]
         )
         log.info(

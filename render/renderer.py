@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from render.context import ContextView
 from render.errors import UserError
 from render.memory import release_free_memory
 from render.models import FeatureModel
@@ -31,6 +32,8 @@ class PeerFailure(UserError):
     """Another process of a multi-process render ended; every process stops with this."""
 
 
+#: Where a checkpoint keeps the context views' thumbnail.
+CONTEXT_KEY = "context_thumbnail"
 # "No failure" when ranks agree on the first failing step (an all_reduce with MIN).
 _NO_FAILURE = 2**62
 
@@ -77,8 +80,13 @@ class TileRenderer(pl.LightningModule):
         offload: bool = False,
         decode_chunk: int = 8,
         state_dtype: torch.dtype | None = None,
+        context: tuple[int, int] | None = None,
     ) -> None:
-        """Set up the canvas from ``init_canvas`` (pixels in [0, 1]) or seeded noise."""
+        """Set up the canvas from ``init_canvas`` (pixels in [0, 1]) or seeded noise.
+
+        ``context``, a canvas size smaller than this one (the first octave's): each tile is
+        also scored in its context view at that size (render/context.py).
+        """
         super().__init__()
         self.model = model
         self.objective = objective
@@ -96,6 +104,11 @@ class TileRenderer(pl.LightningModule):
         self.spatial = isinstance(objective, Objective) and objective.spatial
         # (y, x) of every tile's top-left pixel.
         self._tile_starts = torch.tensor(tiling.tile_coords())
+        self.context = (
+            None
+            if context is None
+            else ContextView((tiling._base_size[0], tiling._base_size[1]), context, param.tile_size)
+        )
         self.automatic_optimization = False
         # The frozen model's weights are not part of a render's state: checkpoints leave them out.
         self.strict_loading = False
@@ -137,6 +150,8 @@ class TileRenderer(pl.LightningModule):
         # Lightning prefetches a batch, so the loader state it saved may run one ahead.
         assert self.loader is not None
         self.loader.position = self.global_step
+        if self.context is not None and self.context.thumbnail is None:
+            self.context.refresh(self.canvas(), self.device)
 
     def transfer_batch_to_device(self, batch: Tensor, device: torch.device, _: int) -> Tensor:
         # Tile indices stay on the host: the store moves them without waiting for the device.
@@ -156,13 +171,7 @@ class TileRenderer(pl.LightningModule):
         inner.state.clear()
         if state:
             inner.state[param] = state
-        images = self.param.decode(param)
-        images = self.transforms(images, self._generators(idx))
-        activations = self.model.capture(images, self.layers)
-        if self.spatial:
-            score = self.objective.evaluate(activations, images, self._canvas_points(idx))
-        else:
-            score = self.objective(activations, images)
+        score = self._score(self.param.decode(param), idx)
         self._scores.append((self.global_step, score.detach()))
         optimizer.zero_grad()
         # The objective is a mean over the batch: times the batch size, each tile's gradient is
@@ -174,20 +183,40 @@ class TileRenderer(pl.LightningModule):
         self.store.swap_out(idx, param, inner.state[param])
         inner.state.clear()
 
-    def _generators(self, idx: Tensor) -> list[torch.Generator]:
-        # Fresh ones per call: the transforms and the canvas points draw the same numbers.
-        return tile_generators(self.seed, idx, self.store.updates[idx])
-
-    def _canvas_points(self, idx: Tensor) -> Tensor:
-        """Where on the canvas each pixel the model sees this step lies (spatial objectives)."""
+    def _score(self, tiles: Tensor, idx: Tensor) -> Tensor:
+        """The objective of the pixel ``tiles`` of tiles ``idx``: the mean over the tiles as the
+        model sees them and, with context views, over their context views too.
+        """
+        starts, images, spans = self._tile_starts[idx], tiles, None
+        if self.context is not None:
+            views, corners, view_spans = self.context.views(tiles, starts)
+            images = torch.cat([tiles, views])
+            starts = torch.cat([starts.double(), corners])
+            tile = torch.tensor(self.param.tile_size, dtype=torch.float64)
+            spans = torch.cat([tile.expand(len(idx), 2), view_spans])
+        seen = self.transforms(images, self._generators(idx))
+        activations = self.model.capture(seen, self.layers)
+        if not self.spatial:
+            return self.objective(activations, seen)
         points = canvas_points(
             self.transforms,
-            self._tile_starts[idx],
+            starts,
             self.param.tile_size,
             self.tiling._base_size,
             self._generators(idx),
+            spans,
         )
-        return points.to(self.device, non_blocking=True)
+        return self.objective.evaluate(activations, seen, points.to(self.device, non_blocking=True))
+
+    def _generators(self, idx: Tensor) -> list[torch.Generator]:
+        """One generator per image the model sees of tiles ``idx`` (the tiles, then any context
+        views); fresh ones per call, so the transforms and the canvas points draw the same.
+        """
+        updates = self.store.updates[idx]
+        generators = tile_generators(self.seed, idx, updates)
+        if self.context is not None:
+            generators += tile_generators(self.seed, idx, updates, context=True)
+        return generators
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # Lightning sets this Trainer attribute in its logger connector, undeclared.
@@ -228,9 +257,14 @@ class TileRenderer(pl.LightningModule):
             k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("model.")
         }
         checkpoint["tile_store"] = self.store.state_dict()
+        if self.context is not None and self.context.thumbnail is not None:
+            # The thumbnail of the last blend: a resumed render sees the views it would have.
+            checkpoint[CONTEXT_KEY] = self.context.thumbnail.cpu()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.store.load_state_dict(checkpoint["tile_store"])
+        if self.context is not None and CONTEXT_KEY in checkpoint:
+            self.context.thumbnail = checkpoint[CONTEXT_KEY].to(self.device)
 
     def on_train_end(self) -> None:
         self.drain_scores()
@@ -300,6 +334,8 @@ class TileRenderer(pl.LightningModule):
         pixels = self.decode_all()
         self.tiling(pixels, out=pixels)
         self._encode_into(pixels.split(self.decode_chunk), self.store.params, self.device)
+        if self.context is not None:
+            self.context.refresh(self.canvas(pixels), self.device)
         return pixels
 
     @torch.no_grad()

@@ -35,7 +35,14 @@ from render.models import FeatureModel
 from render.objectives import Objective
 from render.outputs import ProgressGif, save_png
 from render.params import Parameterization
-from render.plan import Octave, octave_schedule, octave_sizes, steps_for, updates_per_tile
+from render.plan import (
+    Octave,
+    octave_schedule,
+    octave_sizes,
+    steps_for,
+    updates_per_tile,
+    views_per_tile,
+)
 from render.progress import OctaveProgressBar, TimeEstimate
 from render.renderer import TileRenderer
 from render.rundir import owns_run_dir, run_lock
@@ -181,8 +188,11 @@ def make_renderer(
     *,
     seed: int,
     init_canvas: Tensor | None,
+    context: tuple[int, int] | None = None,
 ) -> TileRenderer:
-    """The Lightning module for one canvas, with the config's transforms and optimiser."""
+    """The Lightning module for one canvas, with the config's transforms and optimiser;
+    ``context``: the first octave's canvas size, for context views (render/context.py).
+    """
     return TileRenderer(
         model=model,
         objective=objective,
@@ -196,6 +206,7 @@ def make_renderer(
         offload=cfg.render.offload,
         decode_chunk=cfg.render.decode_chunk,
         state_dtype=state_dtype(cfg.render.state_dtype),
+        context=context,
     )
 
 
@@ -261,7 +272,8 @@ def make_plan(cfg: DictConfig, base: tuple[int, int], from_image: bool) -> list[
         else:
             steps = int(given)
         updates = updates_per_tile(tiles, settings.tiles_per_step, max(steps, 0), world)
-        plan.append(Octave(index, size, tiles, steps, updates))
+        views = views_per_tile(settings.context, index)
+        plan.append(Octave(index, size, tiles, steps, updates, views))
     return plan
 
 
@@ -270,7 +282,7 @@ def log_plan(plan: Sequence[Octave], tile: Sequence[int], tiles_per_step: int) -
     for o in plan:
         log.info(
             "octave %d/%d: canvas %dx%d, %d tiles of %dx%d, %d steps of up to %d tiles "
-            "(%.0f updates per tile)",
+            "(%.0f updates per tile%s)",
             o.index + 1,
             len(plan),
             *o.size,
@@ -279,6 +291,7 @@ def log_plan(plan: Sequence[Octave], tile: Sequence[int], tiles_per_step: int) -
             o.steps,
             tiles_per_step,
             o.updates_per_tile,
+            ", each tile also scored in its context view" if o.views > 1 else "",
         )
     updates = sum(o.steps * min(tiles_per_step, o.tiles) for o in plan)
     log.info(
@@ -323,9 +336,19 @@ def _render(
     tile = list(cfg.tiling.tile_size)
     settings = cfg.render
     full_tiles = make_tiling(cfg.tiling, base).num_tiles()
-    # Every later reader (the plan, the renderer) sees the number, measured once for auto.
+    from_image = init.size() is not None
+    octaves = octave_schedule(
+        base, tuple(tile), settings.octaves, settings.octave_scale, from_image
+    )[0]
+    # Every later reader (the plan, the renderer) sees the number, measured once for auto
+    # with as many images per tile as the last octave's steps show the model.
     settings.tiles_per_step = batching.tiles_per_step(
-        cfg, model, objective, full_tiles, world_size(cfg.trainer)
+        cfg,
+        model,
+        objective,
+        full_tiles,
+        world_size(cfg.trainer),
+        views_per_tile(settings.context, octaves - 1),
     )
     # The full-size octave needs the most: refuse before the first octave, not after it.
     check_memory(
@@ -335,7 +358,7 @@ def _render(
         cfg,
         state_dtype(settings.state_dtype),
     )
-    plan = make_plan(cfg, base, from_image=init.size() is not None)
+    plan = make_plan(cfg, base, from_image)
     log_plan(plan, tile, settings.tiles_per_step)
     gif = ProgressGif(settings.gif_max_size)
     ckpt_root = run_dir / "checkpoints"
@@ -383,6 +406,7 @@ def _render(
             param,
             seed=cfg.seed + octave.index,
             init_canvas=init_canvas,
+            context=plan[0].size if octave.views > 1 else None,
         )
         del init_canvas
         label = f"octave {octave.index + 1}/{len(plan)}"

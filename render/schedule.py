@@ -26,14 +26,18 @@ def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     return _generator(0, seed, step, rank)
 
 
-def tile_generators(seed: int, tiles: torch.Tensor, updates: torch.Tensor) -> list[torch.Generator]:
-    """One CPU generator per tile for its next update, from (seed, tile, update count) only.
+def tile_generators(
+    seed: int, tiles: torch.Tensor, updates: torch.Tensor, context: bool = False
+) -> list[torch.Generator]:
+    """One CPU generator per tile for its next update, from (seed, tile, update count) only;
+    ``context``: for the transforms of the tiles' context views (render/context.py) instead.
 
     A tile's random draws then do not depend on which tiles share its batch, on the order of
     the batches or on the number of processes.
     """
+    stream = 2 if context else 1
     return [
-        _generator(1, seed, tile, update)
+        _generator(stream, seed, tile, update)
         for tile, update in zip(tiles.tolist(), updates.tolist(), strict=True)
     ]
 

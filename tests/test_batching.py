@@ -57,3 +57,12 @@ def test_the_probe_runs_a_steps_forward_and_backward(objective):
     )
     step(2)
     assert len(seen) == 1 and seen[0][2][0].shape[0] == 2, "a backward pass through 2 tiles"
+
+
+def test_the_probe_of_a_render_with_context_views_shows_the_model_two_images_per_tile():
+    seen = []
+    model = efficientnet_lite0()
+    model.network.conv_stem.register_full_backward_hook(lambda *args: seen.append(args))
+    param, transforms = FourierParam((64, 64)), RobustnessTransforms()
+    batching.probe(model, channel("blocks.2.0", 3), param, transforms, torch.device("cpu"), 2)(3)
+    assert seen[0][2][0].shape[0] == 6

@@ -14,6 +14,7 @@ from conftest import RENDER, ROOT, TINY, run_render
 
 from render.checkpoints import CONFIG_KEY, UNREADABLE_SUFFIX, Resume, check_resume, find_resume
 from render.errors import UserError
+from render.renderer import CONTEXT_KEY
 from render.rundir import LOCK_NAME, run_lock
 
 # Two octaves (64, then 112 of 4 tiles), a checkpoint every 2 of 4 steps in each.
@@ -53,6 +54,16 @@ def test_checkpoints_keep_the_newest_and_link_the_last(finished):
     saved = torch.load(octave2 / "step=4.ckpt", map_location="cpu", weights_only=True)
     assert saved["render_config"]["tiling.base_size"] == [112, 112]
     assert saved["render_config"]["objective layers"] == ["blocks.2.0"]
+
+
+def test_checkpoints_of_octaves_with_context_views_hold_the_thumbnail(finished):
+    # Octave 2 (112) scores context views at octave 1's size (64): a resume needs the
+    # thumbnail of the last blend, which a checkpoint between blends cannot rebuild.
+    root = finished / "checkpoints"
+    first = torch.load(root / "octave1" / "step=4.ckpt", map_location="cpu", weights_only=True)
+    second = torch.load(root / "octave2" / "step=2.ckpt", map_location="cpu", weights_only=True)
+    assert CONTEXT_KEY not in first
+    assert second[CONTEXT_KEY].shape == (1, 3, 64, 64)
 
 
 @pytest.mark.parametrize(

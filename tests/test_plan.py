@@ -106,6 +106,14 @@ def test_update_decay_gives_each_finer_octave_a_share_of_the_updates_before_it()
     assert same == make_plan(compose_render(), (1024, 1024), from_image=False)
 
 
+def test_every_octave_after_the_first_scores_context_views_unless_turned_off():
+    plan = make_plan(compose_render(), (1024, 1024), from_image=False)
+    assert [o.views for o in plan] == [1, 2, 2, 2]
+    off = make_plan(compose_render("render.context=false"), (1024, 1024), from_image=False)
+    assert [o.views for o in off] == [1, 1, 1, 1]
+    assert [o.steps for o in off] == [o.steps for o in plan], "the same updates per tile"
+
+
 def test_trainer_max_steps_sets_every_octave_and_octaves_can_be_forced():
     plan = make_plan(compose_render("trainer.max_steps=7"), (448, 448), from_image=False)
     assert [o.steps for o in plan] == [7, 7]

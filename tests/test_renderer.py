@@ -5,6 +5,7 @@ from functools import partial
 import pytest
 import pytorch_lightning as pl
 import torch
+import torchvision.transforms.v2.functional as TF
 from conftest import fit
 
 from render.errors import UserError
@@ -16,6 +17,8 @@ from render.run import state_dtype
 from render.schedule import TileBatches
 from render.transforms import NoTransforms, RobustnessTransforms
 from tiling import TilingModule
+
+shrink = partial(TF.resize, antialias=True)
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +37,7 @@ def make_renderer(
     seed=0,
     lr=0.05,
     transforms=None,
+    context=None,
 ):
     tiling = TilingModule(tile, 0.25, base)
     return TileRenderer(
@@ -45,6 +49,7 @@ def make_renderer(
         optimizer=partial(torch.optim.Adam, lr=lr),
         tiles_per_step=tiles_per_step,
         seed=seed,
+        context=context,
     )
 
 
@@ -64,6 +69,32 @@ class Snapshot(pl.Callback):
         self.params.append(module.store.params.clone())
         self.state.append({k: v.clone() for k, v in module.store.state.items()})
         self.batches.append(batch.tolist())
+
+
+def test_with_context_views_the_model_sees_each_tile_twice_and_blends_take_a_new_thumbnail(
+    model,
+):
+    renderer = make_renderer(model, channel("blocks.2.0", 3), base=128, context=(64, 64))
+    start = renderer.canvas()
+    batches = []
+
+    def record(module, args, out):
+        if torch.is_grad_enabled():  # steps only: the layer survey runs without gradients
+            batches.append(args[0].shape[0])
+
+    hook = model.network.conv_stem.register_forward_hook(record)
+    try:
+        fit(renderer, 3)
+    finally:
+        hook.remove()
+    assert batches == [2, 2, 2], "one tile and its context view per step"
+    first = renderer.context.thumbnail.clone()
+    torch.testing.assert_close(first, shrink(start, [64, 64]).clamp(0, 1))
+    renderer.blend()
+    torch.testing.assert_close(
+        renderer.context.thumbnail, shrink(renderer.canvas(), [64, 64]).clamp(0, 1)
+    )
+    assert not torch.equal(renderer.context.thumbnail, first), "the steps moved the canvas"
 
 
 def test_a_step_moves_only_its_own_tiles(model):

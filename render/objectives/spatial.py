@@ -157,12 +157,14 @@ def canvas_points(
     tile: tuple[int, int],
     canvas: Sequence[int],
     generator: torch.Generator | Sequence[torch.Generator],
+    spans: Tensor | None = None,
 ) -> Tensor:
     """Canvas points ``[n, h, w, 2]`` of what the model sees of ``n`` tiles after ``transforms``.
 
     ``starts`` are the tiles' top-left pixels ``[n, 2]`` as (y, x), ``tile`` and ``canvas`` sizes
     (height, width); ``generator`` (one, or one per tile) is in the state the transforms of the
-    tiles were drawn from.
+    tiles were drawn from. ``spans`` [n, 2] are the canvas pixels (height, width) each image
+    covers when that is not its own size (a context view covers more).
     """
     locate = getattr(transforms, "locate", None)
     if locate is None:
@@ -172,10 +174,13 @@ def canvas_points(
         )
     # (x, y) in [-1, 1] of each tile; the pixel centres of a tile are at (2 i + 1) / size - 1.
     local = locate(starts.shape[0], tile[0], tile[1], generator)
-    half_tile = local.new_tensor([tile[1] / 2, tile[0] / 2])
+    if spans is None:
+        half = local.new_tensor([tile[1] / 2, tile[0] / 2])
+    else:
+        half = (spans.flip(-1) / 2).to(local.dtype)[:, None, None, :]
     size = local.new_tensor([canvas[1], canvas[0]])
     corner = starts.flip(-1).to(local.dtype)[:, None, None, :]
-    return (corner + (local + 1) * half_tile) / size
+    return (corner + (local + 1) * half) / size
 
 
 def _weights_like(weights: WeightMap, points: Tensor, values: Tensor) -> Tensor:

@@ -1,0 +1,75 @@
+"""Context views: at the finer octaves of a pyramid, each tile is also seen in its neighbourhood.
+
+A tile of a fine octave shows a small part of the canvas, so an objective scored on it alone
+grows a whole subject in every tile: a canvas of bees becomes a field of small bees (which a
+classifier reads as an *apiary*) and the composition the coarse octaves set is lost. A context
+view keeps it: the canvas as last blended, shrunk to the first octave's size (the thumbnail),
+with the tile's live pixels shrunk and pasted in at their place, cropped to a tile around it.
+The model sees the neighbourhood at the scale the composition was made at, and the gradient
+reaches the tile through its pasted pixels (the rest of the view is fixed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _shrink(images: Tensor, size: Sequence[int]) -> Tensor:
+    return F.interpolate(
+        images, size=list(size), mode="bilinear", antialias=True, align_corners=False
+    )
+
+
+class ContextView:
+    """Context views of the tiles of one canvas, from a thumbnail of the first octave's size."""
+
+    def __init__(
+        self, canvas: tuple[int, int], thumbnail: tuple[int, int], tile: tuple[int, int]
+    ) -> None:
+        """Views of ``tile``-sized tiles of a ``canvas`` (height, width) at ``thumbnail``'s scale.
+
+        The thumbnail is at least a tile (a view is one tile of it) and at most the canvas.
+        """
+        self.tile = tile
+        height, width = (min(max(t, s), c) for t, s, c in zip(tile, thumbnail, canvas, strict=True))
+        self.size = (height, width)
+        # Thumbnail pixels per canvas pixel, along y and x.
+        self.scale = torch.tensor(
+            [s / c for s, c in zip(self.size, canvas, strict=True)], dtype=torch.float64
+        )
+        self.thumbnail: Tensor | None = None
+
+    def refresh(self, canvas: Tensor, device: torch.device) -> None:
+        """Take the thumbnail, kept on ``device``, from ``canvas`` [1, 3, H, W] (after a blend,
+        or at the start).
+        """
+        self.thumbnail = _shrink(canvas, self.size).clamp_(0, 1).to(device)
+
+    def views(self, tiles: Tensor, starts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(views, corners, spans)`` of ``tiles`` [n, 3, h, w] whose top-left pixels are
+        ``starts`` [n, 2] (y, x): the views [n, 3, h, w] and, in canvas pixels, the top-left
+        corner and the (height, width) each view covers, [n, 2] each.
+        """
+        if self.thumbnail is None:
+            raise RuntimeError("ContextView.views before refresh")
+        thumb = self.thumbnail.to(tiles.dtype)
+        tile, size = torch.tensor(self.tile), torch.tensor(self.size)
+        small = _shrink(tiles, (tile * self.scale).round().long().clamp(min=1).tolist())
+        pasted = torch.tensor(small.shape[-2:])
+        at = (starts * self.scale).round().long().clamp(min=0)
+        at = torch.minimum(at, size - pasted)
+        # Each view is centred on its tile, moved inside the thumbnail near its edges.
+        corner = (at + pasted // 2 - tile // 2).clamp(min=0)
+        corner = torch.minimum(corner, size - tile)
+        (h, w), (th, tw) = self.tile, pasted.tolist()
+        views = []
+        for image, (y, x), (cy, cx) in zip(small, at.tolist(), corner.tolist(), strict=True):
+            view = thumb[0, :, cy : cy + h, cx : cx + w].clone()
+            view[:, y - cy : y - cy + th, x - cx : x - cx + tw] = image
+            views.append(view)
+        spans = (tile / self.scale).expand(len(tiles), 2)
+        return torch.stack(views), corner / self.scale, spans
