@@ -57,8 +57,9 @@ class RenderSettings:
     # Each octave after the first runs this share of the updates per tile of the one before:
     # below 1, the coarse octaves set the composition and the fine ones add detail to it.
     update_decay: float = rule(Number(above=0, at_most=1, note="1: the same in every octave"), 1.0)
-    # Each octave after the first also scores every tile in its context view: its neighbourhood
-    # at the first octave's scale, which keeps that octave's composition (render/context.py).
+    # Each octave after the first of a pyramid from noise also scores every tile in its context
+    # view: its neighbourhood at the first octave's scale, which keeps that octave's
+    # composition (render/context.py).
     context: bool = True
     # None: a pyramid from about one tile for renders from noise (scale <= 2), one octave of
     # DeepDream's 1.4 for a photo. Values given win (render/plan.py).

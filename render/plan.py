@@ -103,11 +103,12 @@ def octave_sizes(
     return sizes
 
 
-def views_per_tile(context: bool, index: int) -> int:
-    """Images the model sees per tile update in octave ``index`` (0: the first) of a pyramid:
-    with ``render.context``, each octave after the first also scores every tile's context view.
+def views_per_tile(context: bool, from_image: bool, index: int) -> int:
+    """Images the model sees per tile update in octave ``index`` (0: the first): with
+    ``render.context``, each octave after the first of a pyramid from noise also scores every
+    tile's context view (a photo's octaves dream on the photo's own composition).
     """
-    return 2 if context and index > 0 else 1
+    return 2 if context and not from_image and index > 0 else 1
 
 
 def steps_for(tiles: int, tiles_per_step: int, updates_per_tile: float, world_size: int = 1) -> int:

@@ -272,7 +272,7 @@ def make_plan(cfg: DictConfig, base: tuple[int, int], from_image: bool) -> list[
         else:
             steps = int(given)
         updates = updates_per_tile(tiles, settings.tiles_per_step, max(steps, 0), world)
-        views = views_per_tile(settings.context, index)
+        views = views_per_tile(settings.context, from_image, index)
         plan.append(Octave(index, size, tiles, steps, updates, views))
     return plan
 
@@ -348,7 +348,7 @@ def _render(
         objective,
         full_tiles,
         world_size(cfg.trainer),
-        views_per_tile(settings.context, octaves - 1),
+        views_per_tile(settings.context, from_image, octaves - 1),
     )
     # The full-size octave needs the most: refuse before the first octave, not after it.
     check_memory(

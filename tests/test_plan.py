@@ -112,6 +112,8 @@ def test_every_octave_after_the_first_scores_context_views_unless_turned_off():
     off = make_plan(compose_render("render.context=false"), (1024, 1024), from_image=False)
     assert [o.views for o in off] == [1, 1, 1, 1]
     assert [o.steps for o in off] == [o.steps for o in plan], "the same updates per tile"
+    photo = make_plan(compose_render("render.octaves=3"), (1024, 1024), from_image=True)
+    assert [o.views for o in photo] == [1, 1, 1], "a photo's dream keeps the photo's composition"
 
 
 def test_trainer_max_steps_sets_every_octave_and_octaves_can_be_forced():
