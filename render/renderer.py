@@ -145,6 +145,10 @@ class TileRenderer(pl.LightningModule):
     def on_fit_start(self) -> None:
         if not self.offload:
             self.store.to(self.device)
+        if self.context is not None and self.context.thumbnail is not None:
+            # A checkpoint's thumbnail is loaded before the module reaches its device (unless
+            # the strategy restores after its setup).
+            self.context.thumbnail = self.context.thumbnail.to(self.device)
 
     def on_train_start(self) -> None:
         # Lightning prefetches a batch, so the loader state it saved may run one ahead.
