@@ -345,6 +345,27 @@ def run_case(ctx: Context, table: Table, label: list[object], case: Callable[[],
     return ok
 
 
+def run_case_in_time(
+    ctx: Context,
+    table: Table,
+    label: list[object],
+    case: Callable[[], list[object]],
+    clock: Clock,
+    estimate: float,
+) -> tuple[bool, float | None]:
+    """:func:`run_case`, unless ``estimate`` seconds would not finish in what ``clock`` has
+    left: then a skipped row. Returns whether it passed (a skip does) and its seconds (None
+    when skipped), for the next case's estimate.
+    """
+    if estimate > clock.left():
+        table.rows.append([*label, f"skipped: needs ~{estimate:.0f} s, {clock.left():.0f} s left"])
+        ctx.report.save()
+        return True, None
+    started = time.monotonic()
+    ok = run_case(ctx, table, label, case)
+    return ok, time.monotonic() - started
+
+
 # --- installing the wheels -------------------------------------------------------------------
 
 
@@ -787,15 +808,11 @@ def section_passes(ctx: Context, section: Section, clock: Clock) -> None:
             label = [f"{size}x{size}", offload]
             # A canvas 2x wider costs about 4x: skip what would not finish in time.
             estimate = 0.0 if last is None else 1.5 * last[1] * (size / last[0]) ** 2
-            if estimate > clock.left():
-                table.rows.append(
-                    [*label, f"skipped: needs ~{estimate:.0f} s, {clock.left():.0f} s left"]
-                )
-                ctx.report.save()
-                continue
-            started = time.monotonic()
-            ok &= run_case(ctx, table, label, functools.partial(pass_case, ctx, size, offload))
-            last = (size, time.monotonic() - started)
+            case = functools.partial(pass_case, ctx, size, offload)
+            passed, seconds = run_case_in_time(ctx, table, label, case, clock, estimate)
+            ok &= passed
+            if seconds is not None:
+                last = (size, seconds)
     if not ok:
         raise RuntimeError("some cases failed (see the table)")
 
@@ -912,13 +929,11 @@ def section_compile(ctx: Context, section: Section, clock: Clock) -> None:
     ok, last = True, 0.0  # last: seconds of the last case, compilation included
     for n in plan.compile_tiles:
         # Each batch size compiles again: skip one that would not finish in time.
-        if 1.2 * last > clock.left():
-            table.rows.append([n, f"skipped: needs ~{1.2 * last:.0f} s, {clock.left():.0f} s left"])
-            ctx.report.save()
-            continue
-        started = time.monotonic()
-        ok &= run_case(ctx, table, [n], functools.partial(compile_case, ctx, n))
-        last = time.monotonic() - started
+        case = functools.partial(compile_case, ctx, n)
+        passed, seconds = run_case_in_time(ctx, table, [n], case, clock, 1.2 * last)
+        ok &= passed
+        if seconds is not None:
+            last = seconds
     if not ok:
         raise RuntimeError("some cases failed (see the table)")
 
