@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 RENDER = str(ROOT / "scripts" / "render.py")
@@ -51,3 +52,12 @@ def fit(module: pl.LightningModule, steps: int, callbacks=(), **trainer) -> pl.T
     )
     trainer.fit(module)
     return trainer
+
+
+def coordinate_canvas(height: int, width: int) -> torch.Tensor:
+    """[1, 3, H, W] float64 whose pixels hold their own canvas point (x, y) and 0: resampling
+    it bilinearly shows where each output pixel came from."""
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    return torch.stack([(xs + 0.5) / width, (ys + 0.5) / height, torch.zeros_like(xs)])[
+        None
+    ].double()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import coordinate_canvas
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,14 +13,6 @@ from render.context import ContextView
 from render.objectives.spatial import canvas_points
 from render.transforms import NoTransforms
 from tiling import TilingModule
-
-
-def _coordinate_canvas(height: int, width: int) -> torch.Tensor:
-    """[1, 3, H, W] whose pixels hold their own canvas point (x, y) and 0."""
-    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
-    return torch.stack([(xs + 0.5) / width, (ys + 0.5) / height, torch.zeros_like(xs)])[
-        None
-    ].double()
 
 
 def _views(canvas: torch.Tensor, thumbnail: tuple[int, int], tile: int):
@@ -42,7 +35,7 @@ def test_a_view_shows_its_tile_and_the_canvas_around_it_where_canvas_points_say(
     # the thumbnail (where the resampling kernel is cut) each pixel of a view holds the canvas
     # point canvas_points gives for it.
     tile = 32
-    _, _, starts, views, corners, spans = _views(_coordinate_canvas(*canvas), thumbnail, tile)
+    _, _, starts, views, corners, spans = _views(coordinate_canvas(*canvas), thumbnail, tile)
     assert views.shape == (len(starts), 3, tile, tile)
     assert (spans == 2 * tile).all()
     points = canvas_points(
@@ -74,7 +67,7 @@ def test_a_view_shows_its_tile_and_the_canvas_around_it_where_canvas_points_say(
 def test_views_stay_inside_the_thumbnail_and_cover_their_tile(canvas, shrink, tile) -> None:
     thumbnail = (max(tile, round(canvas[0] * shrink)), max(tile, round(canvas[1] * shrink)))
     context, tiles, starts, views, corners, spans = _views(
-        _coordinate_canvas(*canvas), thumbnail, tile
+        coordinate_canvas(*canvas), thumbnail, tile
     )
     assert views.shape == tiles.shape
     assert (views[:, 2] > 0.999).any(dim=(1, 2)).all(), "every view shows its own tile"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
-from conftest import run_render
+from conftest import coordinate_canvas, run_render
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -137,9 +137,7 @@ def test_canvas_points_follow_each_tiles_jitter_scale_and_rotation(seed: int, n:
     tiling = TilingModule(
         tile_size=[tile, tile], tile_overlap=[0.25, 0.25], base_size=[height, width]
     )
-    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
-    canvas = torch.stack([(xs + 0.5) / width, (ys + 0.5) / height, torch.zeros_like(xs)])[None]
-    canvas = canvas.double()
+    canvas = coordinate_canvas(height, width)
     idx = torch.randperm(tiling.num_tiles(), generator=torch.Generator().manual_seed(seed))[:n]
     tiles = tiling.split_into_tiles(canvas)[idx]
     transforms = RobustnessTransforms(pad=6, jitter=4, final_jitter=2)
