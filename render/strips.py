@@ -1,0 +1,123 @@
+"""The blended canvas band by band, so that no writer ever holds a full-size float canvas.
+
+``canvas_strips`` blends, for each band of rows, only the tile rows that cross it, with the
+tiling's own weights and in the order ``TilingModule.rebuild_with_masks`` adds them, so each band
+is that rebuild's rows (clamped to [0, 1]). It keeps one band and one row of tiles alive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor
+
+from tiling import TilingModule
+
+__all__ = ["Fetch", "canvas_strips"]
+
+# Decoded RGB tiles [k, 3, h, w] (CPU) of the tile indices given (a CPU LongTensor, increasing).
+Fetch = Callable[[Tensor], Tensor]
+
+
+def _row_order(tiling: TilingModule) -> list[int]:
+    """Tile rows in the order ``rebuild_with_masks`` adds them (its scatter slices, in turn)."""
+    return [
+        row
+        for first, count, step, _, _ in tiling._scatter_y
+        for row in range(first, first + count * step, step)
+    ]
+
+
+def canvas_strips(
+    tiling: TilingModule, fetch: Fetch, rows: int, border: int | None = None
+) -> Iterator[tuple[int, Tensor]]:
+    """Yield ``(top, band)``, ``band`` = ``[3, rows_here, W]`` in [0, 1], top to bottom.
+
+    Each band equals ``tiling.rebuild_with_masks(tiles, border=border).clamp(0, 1)[0, :,
+    top:top + rows_here]``; ``border`` outlines every tile in red, as that rebuild does.
+    """
+    if rows < 1:
+        raise ValueError(f"rows must be at least 1, got {rows}")
+    height, width = tiling._base_size
+    th, tw = tiling._tile_size
+    starts_y, starts_x = tiling._starts_y, tiling._starts_x
+    columns = len(starts_x)
+    order = _row_order(tiling)
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        band: Tensor | None = None
+        out_dtype = torch.float32
+        for row in order:
+            y = starts_y[row]
+            if y >= bottom or y + th <= top:
+                continue
+            tiles = fetch(torch.arange(row * columns, (row + 1) * columns))
+            if band is None:
+                out_dtype = tiles.dtype
+                dtype = tiling._accumulation_dtype(tiles.dtype)
+                band = torch.zeros((3, bottom - top, width), dtype=dtype)
+                weights_y, weights_x = tiling._weights(dtype, torch.device("cpu"))
+            lo, hi = max(y, top), min(y + th, bottom)
+            _add_row(
+                tiling,
+                band[:, lo - top : hi - top],
+                tiles[:, :, lo - y : hi - y],
+                weights_y[row, lo - y : hi - y],
+                weights_x,
+            )
+            del tiles
+        assert band is not None, "every canvas row is covered by a tile"
+        band = band.to(out_dtype)
+        if border is not None:
+            _draw_borders(band, top, starts_y, starts_x, (th, tw), border)
+        yield top, band.clamp_(0, 1)
+
+
+def _add_row(
+    tiling: TilingModule, rows: Tensor, tiles: Tensor, weights_y: Tensor, weights_x: Tensor
+) -> None:
+    """Add one tile row's (cropped) tiles, weighted, into ``rows`` ``[3, h, W]``.
+
+    The same strided views and ``addcmul_`` as ``TilingModule._place``, so every pixel gets
+    the same sums in the same order.
+    """
+    tw = tiling._tile_size[1]
+    tiles = tiles.to(rows.dtype)
+    for first, count, step, start, position_step in tiling._scatter_x:
+        window = rows.narrow(2, start, (count - 1) * position_step + tw).unfold(
+            2, tw, position_step
+        )
+        source = tiles[first : first + (count - 1) * step + 1 : step].permute(1, 2, 0, 3)
+        window.addcmul_(source, torch.outer(weights_y, weights_x[first])[:, None])
+
+
+def _draw_borders(
+    band: Tensor,
+    top: int,
+    starts_y: list[int],
+    starts_x: list[int],
+    tile: tuple[int, int],
+    border: int,
+) -> None:
+    """Outline, in red, every tile edge that crosses the band (``rebuild``'s ``border``)."""
+    if border <= 0:
+        raise ValueError(f"border must be a positive number of pixels or None, got {border}")
+    th, tw = tile
+    height = band.shape[1]
+    mask = torch.zeros(band.shape[1:], dtype=torch.bool)
+    for y in starts_y:
+        if y >= top + height or y + th <= top:
+            continue
+        for x in starts_x:
+            for y0, y1, x0, x1 in (
+                (y, y + border, x, x + tw),
+                (y + th - border, y + th, x, x + tw),
+                (y, y + th, x, x + border),
+                (y, y + th, x + tw - border, x + tw),
+            ):
+                lo, hi = max(y0 - top, 0), min(y1 - top, height)
+                if lo < hi:
+                    mask[lo:hi, x0:x1] = True
+    for channel, value in enumerate((1.0, 0.0, 0.0)):
+        band[channel].masked_fill_(mask, value)
