@@ -89,6 +89,19 @@ class CheckpointConfig:
 
 
 @dataclass
+class OutputConfig:
+    """Which picture files a render writes (render/pictures.py), by the canvas's pixel count."""
+
+    # render.png and render_tiles.png only up to this many pixels (browsers refuse larger PNGs).
+    png_max_pixels: int = rule(COUNT, 8192 * 8192)
+    # render.dzi + render_files/ + viewer.html; None: on above large_pixels.
+    deepzoom: bool | None = None
+    # render.tif, a tiled pyramidal BigTIFF for printing; None: on above large_pixels.
+    tiff: bool | None = None
+    large_pixels: int = rule(COUNT, 4096 * 4096)
+
+
+@dataclass
 class RenderConfig:
     """The whole render: ``python scripts/render.py key=value ...``."""
 
@@ -101,6 +114,7 @@ class RenderConfig:
     tiling: TilingConfig = field(default_factory=TilingConfig)
     render: RenderSettings = field(default_factory=RenderSettings)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
     # Passed as keyword arguments to ``lightning.pytorch.Trainer``.
     trainer: dict[str, Any] = field(default_factory=dict)
     seed: int = rule(Number(integer=True, at_least=0, at_most=MAX_SEED), 0)

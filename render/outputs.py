@@ -31,6 +31,18 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def to_uint8(band: Tensor) -> Tensor:
+    """``[3, h, w]`` in [0, 1] (any float dtype or device) to ``[h, w, 3]`` uint8 (rounded)."""
+    return (
+        band.to("cpu", torch.float32, copy=True)
+        .mul_(255)
+        .add_(0.5)
+        .clamp_(0, 255)
+        .permute(1, 2, 0)
+        .to(torch.uint8)
+    )
+
+
 def to_pil(image: Tensor, rows_per_chunk: int = 256) -> Image.Image:
     """``[1, 3, H, W]`` or ``[3, H, W]`` in [0, 1] to an 8-bit RGB image (rounded).
 
@@ -41,10 +53,7 @@ def to_pil(image: Tensor, rows_per_chunk: int = 256) -> Image.Image:
     height, width = image.shape[-2:]
     pixels = torch.empty((height, width, 3), dtype=torch.uint8)
     for top in range(0, height, rows_per_chunk):
-        band = image[:, top : top + rows_per_chunk].to("cpu", torch.float32, copy=True)
-        pixels[top : top + rows_per_chunk] = (
-            band.mul_(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0)
-        )
+        pixels[top : top + rows_per_chunk] = to_uint8(image[:, top : top + rows_per_chunk])
     return Image.fromarray(pixels.numpy(), mode="RGB")
 
 

@@ -33,8 +33,9 @@ from render.config import build, check_values
 from render.errors import UserError
 from render.models import FeatureModel
 from render.objectives import Objective
-from render.outputs import ProgressGif, save_png
+from render.outputs import ProgressGif
 from render.params import Parameterization
+from render.pictures import Pictures, write_pictures
 from render.plan import (
     Octave,
     octave_schedule,
@@ -47,6 +48,7 @@ from render.progress import OctaveProgressBar, TimeEstimate
 from render.renderer import TileRenderer
 from render.rundir import owns_run_dir, run_lock
 from render.strategy import TileDDPStrategy
+from render.strips import Fetch
 from tiling import TilingModule
 
 log = logging.getLogger(__name__)
@@ -333,6 +335,7 @@ def _render(
     base = tuple(base) if base is not None else init.size()
     if base is None:
         raise UserError("tiling.base_size is null, so init=image with init.path is needed")
+    Pictures.choose(cfg.output, base)  # a canvas no output would hold is refused now
     tile = list(cfg.tiling.tile_size)
     settings = cfg.render
     full_tiles = make_tiling(cfg.tiling, base).num_tiles()
@@ -432,21 +435,27 @@ def _render(
             photo = next_photo
             del module, pixels
     if trainer.is_global_zero:
-        write_outputs(module, pixels, run_dir, settings.border, gif)
+        write_outputs(tiling, lambda idx: pixels[idx], run_dir, settings.border, gif, cfg.output)
     cuda = (
         f", peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MB"
         if torch.cuda.is_available()
         else ""
     )
     log.info("render: done in %.1f s%s", time.perf_counter() - started, cuda)
-    return run_dir / "render.png"
+    return run_dir / Pictures.choose(cfg.output, base).main_file()
 
 
 def write_outputs(
-    module: TileRenderer, pixels: Tensor, run_dir: Path, border: int, gif: ProgressGif
+    tiling: TilingModule,
+    fetch: Fetch,
+    run_dir: Path,
+    border: int,
+    gif: ProgressGif,
+    output: DictConfig,
 ) -> None:
-    """render.png, render_tiles.png and progress.gif; one full-size canvas alive at a time."""
-    save_png(module.canvas(pixels), run_dir / "render.png")
-    save_png(module.canvas(pixels, border=border), run_dir / "render_tiles.png")
+    """progress.gif and the full-size pictures ``output`` chooses (render/pictures.py), written
+    from the canvas strips: no full-size float canvas."""
     gif.save(run_dir / "progress.gif")
-    log.info("wrote %s", run_dir / "render.png")
+    chosen = Pictures.choose(output, (tiling._base_size[0], tiling._base_size[1]))
+    write_pictures(tiling, fetch, run_dir, border, chosen)
+    log.info("wrote %s", run_dir / chosen.main_file())
