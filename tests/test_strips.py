@@ -1,4 +1,4 @@
-"""The canvas in bands: each band is rebuild_with_masks's rows, with one tile row fetched at a time."""
+"""The canvas in bands: each is rebuild_with_masks's rows, with one tile row fetched at a time."""
 
 import pytest
 import torch
