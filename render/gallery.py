@@ -20,10 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from render.errors import UserError
+from render.viewer import read_dzi
 
 __all__ = ["GalleryCallback", "Job", "contact_sheet", "find_jobs", "write_gallery"]
 
 PICTURE = "render.png"
+# A render above output.png_max_pixels has no PNG: its deep zoom and viewer stand in.
+VIEWER = "viewer.html"
 THUMB = 320  # the longest side of a picture on the sheet, in pixels
 PAD = 12
 FONT_SIZE = 16
@@ -43,8 +46,31 @@ class Job:
 
     @property
     def picture(self) -> Path | None:
+        """render.png, else the largest deep-zoom level that is a single tile."""
         path = self.folder / PICTURE
+        return path if path.is_file() else deepzoom_thumbnail(self.folder)
+
+    @property
+    def viewer(self) -> Path | None:
+        path = self.folder / VIEWER
         return path if path.is_file() else None
+
+
+def deepzoom_thumbnail(folder: Path) -> Path | None:
+    """The largest level of ``folder``'s render.dzi that is one tile (level 0 is one pixel)."""
+    dzi = folder / "render.dzi"
+    if not dzi.is_file():
+        return None
+    suffix = read_dzi(dzi)["Format"]
+    tiles = folder / "render_files"
+    level, found = 0, None
+    while (tiles / str(level) / f"0_0.{suffix}").is_file():
+        if (tiles / str(level) / f"1_0.{suffix}").exists() or (
+            tiles / str(level) / f"0_1.{suffix}"
+        ).exists():
+            break
+        found, level = tiles / str(level) / f"0_0.{suffix}", level + 1
+    return found
 
 
 def find_jobs(sweep_dir: Path) -> list[Job]:
@@ -128,17 +154,28 @@ def paste_thumbnail(
     sheet.paste(thumb, (x + (THUMB - thumb.width) // 2, y + (THUMB - thumb.height) // 2))
 
 
+def link(path: Path, sweep_dir: Path) -> str:
+    """``path`` as an HTML-escaped URL relative to the sweep folder."""
+    return html.escape(quote(path.relative_to(sweep_dir).as_posix()))
+
+
 def page(jobs: Sequence[Job], sweep_dir: Path, title: str) -> str:
-    """The HTML page: every picture with all its overrides, a click away from full size."""
+    """The HTML page: every picture with all its overrides, a click away from full size (its
+    PNG, or its deep-zoom viewer)."""
     shared, own = split_overrides(jobs)
     figures = []
     for job, overrides in zip(jobs, own, strict=True):
         lines = [html.escape(o) for o in overrides]
+        viewer = None if job.viewer is None else link(job.viewer, sweep_dir)
         if job.picture is None:
             body = f'<div class="missing">no {PICTURE}</div>'
         else:
-            src = html.escape(quote(job.picture.relative_to(sweep_dir).as_posix()))
-            body = f'<a href="{src}"><img src="{src}" alt="{", ".join(lines)}"></a>'
+            src = link(job.picture, sweep_dir)
+            # A deep-zoom thumbnail opens the viewer: there is no full-size PNG to open.
+            target = src if job.picture.name == PICTURE or viewer is None else viewer
+            body = f'<a href="{target}"><img src="{src}" alt="{", ".join(lines)}"></a>'
+        if viewer is not None:
+            lines.append(f'<a class="zoom" href="{viewer}">zoom in ({VIEWER})</a>')
         figures.append(f"<figure>{body}<figcaption>{'<br>'.join(lines)}</figcaption></figure>")
     common = "".join(f"<li>{html.escape(o)}</li>" for o in shared)
     return f"""<!DOCTYPE html>

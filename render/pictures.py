@@ -30,6 +30,8 @@ from render.viewer import write_viewer
 from tiling import TilingModule
 
 log = logging.getLogger(__name__)
+# libvips reports each thread pool it finishes at INFO.
+logging.getLogger("pyvips").setLevel(logging.WARNING)
 
 __all__ = ["DZI_TILE", "TIFF_TILE", "Pictures", "write_pictures"]
 

@@ -15,25 +15,32 @@ from pathlib import Path
 
 from render.outputs import atomic_path
 
-__all__ = ["ASSETS", "tile_source", "write_viewer"]
+__all__ = ["ASSETS", "read_dzi", "tile_source", "write_viewer"]
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "openseadragon"
 DZI_NS = "{http://schemas.microsoft.com/deepzoom/2008}"
 
 
-def tile_source(dzi: Path) -> dict[str, object]:
-    """The descriptor ``dzi`` as OpenSeadragon's inline DZI tile source, tiles beside it."""
+def read_dzi(dzi: Path) -> dict[str, str]:
+    """The descriptor's Format, Overlap, TileSize, Width and Height."""
     root = ET.parse(dzi).getroot()
     size = root.find(f"{DZI_NS}Size")
-    assert size is not None, f"{dzi} has no Size"
+    if size is None:
+        raise ValueError(f"{dzi} is not a DZI descriptor: it has no Size")
+    return {**root.attrib, **size.attrib}
+
+
+def tile_source(dzi: Path) -> dict[str, object]:
+    """The descriptor ``dzi`` as OpenSeadragon's inline DZI tile source, tiles beside it."""
+    dz = read_dzi(dzi)
     return {
         "Image": {
             "xmlns": DZI_NS.strip("{}"),
             "Url": f"{dzi.stem}_files/",
-            "Format": root.attrib["Format"],
-            "Overlap": root.attrib["Overlap"],
-            "TileSize": root.attrib["TileSize"],
-            "Size": {"Width": size.attrib["Width"], "Height": size.attrib["Height"]},
+            "Format": dz["Format"],
+            "Overlap": dz["Overlap"],
+            "TileSize": dz["TileSize"],
+            "Size": {"Width": dz["Width"], "Height": dz["Height"]},
         }
     }
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT, run_render
@@ -13,7 +16,9 @@ from PIL import Image
 from test_render_cli import TINY
 
 from render.errors import UserError
-from render.gallery import THUMB, find_jobs, split_overrides, write_gallery
+from render.gallery import PAD, THUMB, find_jobs, split_overrides, write_gallery
+from render.pictures import DZI_TILE
+from render.viewer import write_viewer
 
 GALLERY = str(ROOT / "scripts" / "gallery.py")
 COLOURS = [(255, 0, 0), (0, 160, 0), (0, 0, 255)]
@@ -82,8 +87,9 @@ def test_gallery_command_and_its_user_errors(tmp_path: Path) -> None:
         find_jobs(tmp_path / "empty")
 
 
-def open_in_browser(page: Path, pictures: int, captions: list[str]) -> None:
-    """Load ``page`` in headless Chromium: every picture loaded, captions shown, click opens one."""
+@contextlib.contextmanager
+def chromium(width: int = 800, height: int = 600) -> Iterator[Any]:
+    """A headless Chromium driven by selenium (skips the test where either is missing)."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the dev extra)")
     if CHROMIUM is None or CHROMEDRIVER is None:
         pytest.skip(
@@ -93,8 +99,17 @@ def open_in_browser(page: Path, pictures: int, captions: list[str]) -> None:
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
         options.add_argument(flag)
+    options.add_argument(f"--window-size={width},{height}")
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
     try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def open_in_browser(page: Path, pictures: int, captions: list[str]) -> None:
+    """Load ``page`` in headless Chromium: every picture loaded, captions shown, click opens one."""
+    with chromium() as driver:
         driver.get(page.as_uri())
         loaded = driver.execute_script(
             "return Array.from(document.images, i => i.complete && i.naturalWidth > 0)"
@@ -104,8 +119,32 @@ def open_in_browser(page: Path, pictures: int, captions: list[str]) -> None:
         assert all(caption in text for caption in captions)
         driver.find_element("css selector", "main a").click()
         assert driver.current_url == (page.parent / "0" / "render.png").as_uri()
-    finally:
-        driver.quit()
+
+
+def fake_deepzoom(job: Path, colour: tuple[int, int, int]) -> None:
+    """A gigapixel job's outputs, small: a deep zoom of a flat picture and its viewer, no PNG."""
+    pyvips = pytest.importorskip("pyvips")
+    flat = pyvips.Image.black(600, 400, bands=3).new_from_image(list(colour)).cast("uchar")
+    flat.dzsave(str(job / "render"), **DZI_TILE)
+    write_viewer(job)
+    (job / "render.png").unlink()
+
+
+def test_a_job_without_png_shows_its_deep_zoom_and_links_its_viewer(tmp_path: Path) -> None:
+    sweep = fake_sweep(tmp_path, COLOURS[:2])
+    fake_deepzoom(sweep / "1", COLOURS[1])
+    jobs = find_jobs(sweep)
+    # Level 8 (150x100) is the largest that is one tile (254 pixels): the thumbnail.
+    assert jobs[1].picture == sweep / "1" / "render_files" / "8" / "0_0.jpg"
+    assert jobs[0].viewer is None and jobs[1].viewer == sweep / "1" / "viewer.html"
+    sheet_path, page_path = write_gallery(sweep)
+    with Image.open(sheet_path) as sheet:
+        middle = (PAD + (THUMB + PAD) + THUMB // 2, sheet.height - 40 - THUMB // 2 - 8)
+        pixel = sheet.convert("RGB").getpixel(middle)
+    assert max(abs(a - b) for a, b in zip(pixel, COLOURS[1], strict=True)) <= 3
+    text = page_path.read_text()
+    assert text.count('href="1/viewer.html"') == 2, "the thumbnail and the zoom link"
+    assert "viewer.html" not in text.split("<figure>")[1], "job 0 has no viewer"
 
 
 def test_the_page_shows_every_picture_in_a_real_browser(tmp_path: Path) -> None:

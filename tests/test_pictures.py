@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import functools
+import http.server
+import io
 import math
+import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 import torch
+from conftest import TINY, run_render
 from omegaconf import OmegaConf
 from PIL import Image
+from test_gallery import chromium
 
 from render.config import OutputConfig
 from render.errors import UserError
@@ -132,3 +141,102 @@ def test_which_pictures_a_canvas_gets():
     assert choose((8192, 8193), tiff=False) == Pictures(False, True, False, 8192 * 8192)
     with pytest.raises(UserError, match=r"output.deepzoom and output.tiff are off"):
         choose((64, 64), png_max_pixels=100, deepzoom=False, tiff=False)
+
+
+@pytest.mark.slow
+def test_command_line_writes_deep_zoom_and_tiff_and_says_why_no_png(tmp_path):
+    run_render(
+        *TINY,
+        "render.octaves=1",
+        "trainer.max_steps=1",
+        "output.deepzoom=true",
+        "output.tiff=true",
+        "output.png_max_pixels=10000",
+        f"hydra.run.dir={tmp_path}",
+    )
+    for name in ("render.dzi", "render_files/7/0_0.jpg", "viewer.html", "progress.gif"):
+        assert (tmp_path / name).is_file(), name
+    assert not (tmp_path / "render.png").exists()
+    with tifffile.TiffFile(tmp_path / "render.tif") as tif:
+        assert tif.series[0].levels[0].shape == (112, 112, 3)
+    log = (tmp_path / "render.log").read_text()
+    assert (
+        "render.png and render_tiles.png skipped: the 112x112 canvas has more than "
+        "output.png_max_pixels=10000 pixels" in log
+    )
+    assert "open viewer.html or render.tif instead" in log
+
+
+@contextmanager
+def served(folder: Path) -> Iterator[str]:
+    """``folder`` over HTTP on localhost (a page may read back pixels of same-origin images)."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# Zooms the viewer to full size (2 screen pixels an image pixel) centred on image point (x, y),
+# waits until every tile it needs is loaded, and returns the deepest level and whether its tile
+# (column, row) is drawn.
+ZOOM = """
+const [x, y, column, row, done] = arguments;
+const ready = () => {
+  const image = viewer.world.getItemAt(0);
+  viewer.viewport.panTo(image.imageToViewportCoordinates(x, y), true);
+  viewer.viewport.zoomTo(image.imageToViewportZoom(2), null, true);
+  const check = () => {
+    if (!image.getFullyLoaded()) { setTimeout(check, 50); return; }
+    const level = image.source.maxLevel;
+    window.drawn = image.getTilesToDraw().map(t => t.tile)
+      .find(t => t.level === level && t.x === column && t.y === row && t.loaded);
+    setTimeout(() => done([level, Boolean(window.drawn)]), 500);
+  };
+  check();
+};
+if (viewer.world.getItemCount() > 0) ready(); else viewer.addOnceHandler("open", ready);
+"""
+# The drawn tile as OpenSeadragon holds it: its size and RGBA bytes in base64.
+READ_TILE = """
+const done = arguments[0];
+const tile = window.drawn;
+tile.getCache(tile.originalCacheKey).getDataAs("context2d", true).then(context => {
+  const { width, height } = context.canvas;
+  const bytes = context.getImageData(0, 0, width, height).data;
+  let text = "";
+  for (let i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]);
+  done([width, height, btoa(text)]);
+});
+"""
+
+
+def test_the_viewer_shows_the_canvas_at_full_size_in_a_real_browser(written):
+    run_dir, canvas, _ = written
+    deepest = math.ceil(math.log2(WIDTH))
+    _, x, y = dzi_tile(run_dir, deepest, 1, 1)
+    with chromium(800, 600) as driver, served(run_dir) as root:
+        driver.set_script_timeout(60)
+        # Offline, from the run folder: the screen's middle is the canvas around (380, 380).
+        driver.get((run_dir / "viewer.html").as_uri())
+        assert driver.execute_async_script(ZOOM, 380, 380, 1, 1) == [deepest, True]
+        screen = np.asarray(Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB"))
+        middle = screen.shape[0] // 2, screen.shape[1] // 2
+        shown = screen[middle[0] - 100 : middle[0] + 100 : 2, middle[1] - 100 : middle[1] + 100 : 2]
+        assert np.abs(shown.astype(int) - canvas[330:430, 330:430]).mean() < 4
+        # Over HTTP a page may read the pixels back: the tile OpenSeadragon loaded is the canvas.
+        driver.get(f"{root}/viewer.html")
+        assert driver.execute_async_script(ZOOM, 380, 380, 1, 1) == [deepest, True]
+        width, height, data = driver.execute_async_script(READ_TILE)
+    tile = np.frombuffer(base64.b64decode(data), np.uint8).reshape(height, width, 4)[..., :3]
+    assert tile.shape == (256, 256, 3)
+    assert np.abs(tile.astype(int) - canvas[y : y + 256, x : x + 256]).mean() < 1.5
+    assert np.abs(tile.astype(int) - canvas[y + 8 : y + 264, x + 8 : x + 264]).mean() > 4

@@ -1,0 +1,98 @@
+"""What writing a render's pictures costs: peak memory above the render itself, time and sizes.
+
+    python -m scripts.bench.outputs RUN_DIR [OVERRIDES...]
+
+Renders in this process with ``render.run.write_outputs`` wrapped: the peak resident memory
+before the writing (``getrusage``'s high-water mark: the render itself) against the peak during
+it (sampled every 10 ms, and the high-water mark after), the time of each file (from the log)
+and the size of each output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+import render.run
+from render.config import compose_config
+
+MB = 2**20
+
+
+def high_water() -> int:
+    """This process's peak resident memory so far, in bytes (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class Sampler(threading.Thread):
+    """The largest resident memory seen while it runs."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        process = psutil.Process()
+        while not self.done.is_set():
+            self.peak = max(self.peak, process.memory_info().rss)
+            time.sleep(0.01)
+
+
+def size_of(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
+def main(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """Render with ``overrides`` into ``run_dir``; the memory, time and sizes of the writing."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    figures: dict[str, Any] = {"overrides": overrides}
+    write = render.run.write_outputs
+
+    def measured(*args: Any, **kwargs: Any) -> None:
+        before = high_water()
+        start_rss = psutil.Process().memory_info().rss
+        sampler = Sampler()
+        sampler.start()
+        started = time.perf_counter()
+        try:
+            write(*args, **kwargs)
+        finally:
+            sampler.done.set()
+            sampler.join()
+        figures.update(
+            write_s=round(time.perf_counter() - started, 1),
+            render_peak_mb=round(before / MB),
+            rss_at_write_start_mb=round(start_rss / MB),
+            write_peak_sampled_mb=round(sampler.peak / MB),
+            peak_after_write_mb=round(high_water() / MB),
+            write_peak_above_render_mb=round((max(sampler.peak, high_water()) - before) / MB),
+            write_peak_above_its_start_mb=round((sampler.peak - start_rss) / MB),
+        )
+
+    render.run.write_outputs = measured
+    started = time.perf_counter()
+    render.run.render(compose_config(overrides), run_dir)
+    figures["total_s"] = round(time.perf_counter() - started, 1)
+    figures["sizes_mb"] = {
+        name: round(size_of(run_dir / name) / MB, 1)
+        for name in ("render.png", "render_tiles.png", "render.tif", "render_files")
+        if (run_dir / name).exists()
+    }
+    return figures
+
+
+if __name__ == "__main__":
+    result = main(Path(sys.argv[1]), sys.argv[2:])
+    print(json.dumps(result, indent=1))
