@@ -1,7 +1,8 @@
 """Render a feature visualisation: ``python scripts/render.py [key=value ...]``.
 
 The same as the installed ``tiledream`` command (``render.cli.main``), run from a checkout.
-Writes render.png, render_tiles.png, progress.gif and the metrics into Hydra's run directory.
+Writes render.png, render_tiles.png, progress.gif and the metrics into Hydra's run directory
+(above output.large_pixels also render.tif, render.dzi + render_files/ and viewer.html).
 A mistake in the configuration ends with one line naming it and exit status 2.
 """
 
