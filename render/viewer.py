@@ -57,6 +57,8 @@ window.viewer = OpenSeadragon({{
   id: "viewer",
   prefixUrl: "openseadragon/images/",
   tileSources: {json.dumps(source)},
+  // A page opened from file:// may not upload its tiles to WebGL (a browser rule); 2-D canvas may.
+  drawer: "canvas",
   showNavigator: true,
   maxZoomPixelRatio: 4
 }});

@@ -233,6 +233,9 @@ def test_the_viewer_shows_the_canvas_at_full_size_in_a_real_browser(written):
         middle = screen.shape[0] // 2, screen.shape[1] // 2
         shown = screen[middle[0] - 100 : middle[0] + 100 : 2, middle[1] - 100 : middle[1] + 100 : 2]
         assert np.abs(shown.astype(int) - canvas[330:430, 330:430]).mean() < 4
+        # Without a drawer error (WebGL refuses file:// images; the navigator then stays black).
+        console = [e["message"] for e in driver.get_log("browser") if e["source"] == "console-api"]
+        assert console == []
         # Over HTTP a page may read the pixels back: the tile OpenSeadragon loaded is the canvas.
         driver.get(f"{root}/viewer.html")
         assert driver.execute_async_script(ZOOM, 380, 380, 1, 1) == deepest

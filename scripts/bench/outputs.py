@@ -1,11 +1,13 @@
 """What writing a render's pictures costs: peak memory above the render itself, time and sizes.
 
     python -m scripts.bench.outputs RUN_DIR [OVERRIDES...]
+    python -m scripts.bench.outputs RUN_DIR --synthetic SIZE
 
 Renders in this process with ``render.run.write_outputs`` wrapped: the peak resident memory
 before the writing (``getrusage``'s high-water mark: the render itself) against the peak during
 it (sampled every 10 ms, and the high-water mark after), the time of each file (from the log)
-and the size of each output.
+and the size of each output. ``--synthetic SIZE`` writes a SIZE x SIZE canvas of made-up tiles
+(made when fetched, so nothing but the writing holds memory), with the default outputs.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import torch
 
 import render.run
 from render.config import compose_config
+from render.outputs import ProgressGif
+from render.run import make_tiling
 
 MB = 2**20
 
@@ -83,7 +88,23 @@ def main(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
 
     render.run.write_outputs = measured
     started = time.perf_counter()
-    render.run.render(compose_config(overrides), run_dir)
+    if overrides[:1] == ["--synthetic"]:
+        size = int(overrides[1])
+        cfg = compose_config([f"tiling.base_size=[{size},{size}]"])
+        tiling = make_tiling(cfg.tiling, (size, size))
+        coords = torch.tensor(tiling.tile_coords(), dtype=torch.float32)
+        ramp = torch.arange(cfg.tiling.tile_size[0], dtype=torch.float32)
+
+        def fetch(idx: torch.Tensor) -> torch.Tensor:
+            """Waves over the canvas, a little different in every tile (so blending shows)."""
+            y = (coords[idx, 0, None] + ramp)[:, None, :, None]
+            x = (coords[idx, 1, None] + ramp)[:, None, None, :]
+            phase = torch.tensor([0.0, 2.0, 4.0])[None, :, None, None] + idx[:, None, None, None]
+            return 0.5 + 0.4 * torch.sin(x / 97 + phase * 0.01) * torch.cos(y / 131 + phase)
+
+        render.run.write_outputs(tiling, fetch, run_dir, 2, ProgressGif(), cfg.output)
+    else:
+        render.run.render(compose_config(overrides), run_dir)
     figures["total_s"] = round(time.perf_counter() - started, 1)
     figures["sizes_mb"] = {
         name: round(size_of(run_dir / name) / MB, 1)
