@@ -73,6 +73,12 @@ class Pictures:
             )
         return chosen
 
+    def strip_passes(self) -> int:
+        """How many times ``write_pictures`` reads the canvas strips (of ``TIFF_TILE`` rows):
+        a process serving tiles to the writer serves ``fetch_order`` that many times."""
+        pyramid = self.deepzoom or self.tiff
+        return int(pyramid) + int(self.png) + int(self.png and not pyramid)
+
     def main_file(self) -> str:
         """The file that holds the whole picture: render.png, else render.tif, else render.dzi."""
         return "render.png" if self.png else "render.tif" if self.tiff else "render.dzi"

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from tiling import TilingModule
 
-__all__ = ["Fetch", "canvas_strips"]
+__all__ = ["Fetch", "canvas_strips", "fetch_order"]
 
 # Decoded RGB tiles [k, 3, h, w] (CPU) of the tile indices given (a CPU LongTensor, increasing).
 Fetch = Callable[[Tensor], Tensor]
@@ -29,6 +29,31 @@ def _row_order(tiling: TilingModule) -> list[int]:
     ]
 
 
+def _bands(tiling: TilingModule, rows: int) -> Iterator[tuple[int, int, list[int]]]:
+    """``(top, bottom, tile rows)`` of every band: the tile rows that cross it, in blend order."""
+    if rows < 1:
+        raise ValueError(f"rows must be at least 1, got {rows}")
+    height, th = tiling._base_size[0], tiling._tile_size[0]
+    starts_y = tiling._starts_y
+    order = _row_order(tiling)
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        yield top, bottom, [r for r in order if starts_y[r] < bottom and starts_y[r] + th > top]
+
+
+def _row_tiles(tiling: TilingModule, row: int) -> Tensor:
+    columns = len(tiling._starts_x)
+    return torch.arange(row * columns, (row + 1) * columns)
+
+
+def fetch_order(tiling: TilingModule, rows: int) -> Iterator[Tensor]:
+    """The tile indices ``canvas_strips(tiling, fetch, rows)`` asks ``fetch`` for, in order:
+    what a process that holds tiles but writes nothing serves, in step with the writer."""
+    for _, _, tile_rows in _bands(tiling, rows):
+        for row in tile_rows:
+            yield _row_tiles(tiling, row)
+
+
 def canvas_strips(
     tiling: TilingModule, fetch: Fetch, rows: int, border: int | None = None
 ) -> Iterator[tuple[int, Tensor]]:
@@ -36,28 +61,22 @@ def canvas_strips(
 
     Each band equals ``tiling.rebuild_with_masks(tiles, border=border).clamp(0, 1)[0, :,
     top:top + rows_here]``; ``border`` outlines every tile in red, as that rebuild does.
+    ``fetch`` is called once per tile row that crosses a band (see ``fetch_order``).
     """
-    if rows < 1:
-        raise ValueError(f"rows must be at least 1, got {rows}")
-    height, width = tiling._base_size
+    width = tiling._base_size[1]
     th, tw = tiling._tile_size
     starts_y, starts_x = tiling._starts_y, tiling._starts_x
-    columns = len(starts_x)
-    order = _row_order(tiling)
-    for top in range(0, height, rows):
-        bottom = min(top + rows, height)
+    for top, bottom, tile_rows in _bands(tiling, rows):
         band: Tensor | None = None
         out_dtype = torch.float32
-        for row in order:
-            y = starts_y[row]
-            if y >= bottom or y + th <= top:
-                continue
-            tiles = fetch(torch.arange(row * columns, (row + 1) * columns))
+        for row in tile_rows:
+            tiles = fetch(_row_tiles(tiling, row))
             if band is None:
                 out_dtype = tiles.dtype
                 dtype = tiling._accumulation_dtype(tiles.dtype)
                 band = torch.zeros((3, bottom - top, width), dtype=dtype)
                 weights_y, weights_x = tiling._weights(dtype, torch.device("cpu"))
+            y = starts_y[row]
             lo, hi = max(y, top), min(y + th, bottom)
             _add_row(
                 tiling,

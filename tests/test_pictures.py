@@ -25,7 +25,8 @@ from test_gallery import chromium
 from render.config import OutputConfig
 from render.errors import UserError
 from render.outputs import to_uint8
-from render.pictures import DZI_TILE, Pictures, write_pictures
+from render.pictures import DZI_TILE, TIFF_TILE, Pictures, write_pictures
+from render.strips import fetch_order
 from tiling import TilingModule
 
 # Three TIFF levels (700x600, 350x300, 175x150) and eleven deep-zoom levels (0..10).
@@ -64,6 +65,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray,
 
     write_pictures(tiling, fetch, run_dir, 2, EVERYTHING)
     assert max(fetched) == tiling.tiling_pattern()[1], "one tile row at a time"
+    assert len(fetched) == EVERYTHING.strip_passes() * len(list(fetch_order(tiling, TIFF_TILE)))
     canvas = tiling.rebuild_with_masks(tiles).clamp(0, 1)[0]
     bordered = tiling.rebuild_with_masks(tiles, border=2).clamp(0, 1)[0]
     return run_dir, to_uint8(canvas).numpy(), to_uint8(bordered).numpy()
@@ -131,6 +133,24 @@ def test_viewer_and_its_vendored_openseadragon(written):
 
 def choose(size: tuple[int, int], **output: object) -> Pictures:
     return Pictures.choose(OmegaConf.merge(OmegaConf.structured(OutputConfig), output), size)
+
+
+def test_strip_passes_count_what_write_pictures_reads(tmp_path):
+    tiling = TilingModule(64, 0.25, [100, 90])
+    tiles = torch.rand(tiling.num_tiles(), 3, 64, 64)
+    per_pass = len(list(fetch_order(tiling, TIFF_TILE)))
+    for chosen in (
+        Pictures(png=True, deepzoom=False, tiff=False, png_max_pixels=9000),
+        Pictures(png=False, deepzoom=False, tiff=True, png_max_pixels=1),
+    ):
+        calls: list[torch.Tensor] = []
+
+        def fetch(idx: torch.Tensor, calls: list[torch.Tensor] = calls) -> torch.Tensor:
+            calls.append(idx)
+            return tiles[idx]
+
+        write_pictures(tiling, fetch, tmp_path, 2, chosen)
+        assert len(calls) == chosen.strip_passes() * per_pass, chosen
 
 
 def test_which_pictures_a_canvas_gets():

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_tiling_geometry import geometries
 
-from render.strips import canvas_strips
+from render.strips import canvas_strips, fetch_order
 from tiling import TilingModule
 
 
@@ -34,9 +34,10 @@ def test_bands_are_the_rebuilds_rows(geometry, rows, border, seed):
         assert torch.equal(band, whole[:, top : top + band.shape[1]]), f"band at {top}"
         tops.append(top)
     assert tops == list(range(0, base[0], rows))
-    # One whole tile row per fetch, indices increasing.
+    # One whole tile row per fetch, indices increasing, in the order fetch_order tells.
     assert all(len(idx) == columns and idx == sorted(idx) for idx in fetched)
     assert {idx[0] % columns for idx in fetched} == {0}
+    assert fetched == [idx.tolist() for idx in fetch_order(module, rows)]
 
 
 def test_rows_must_be_positive():
