@@ -240,6 +240,7 @@ tile.getCache(tile.originalCacheKey).getDataAs("context2d", true).then(context =
 """
 
 
+@pytest.mark.slow
 def test_the_viewer_shows_the_canvas_at_full_size_in_a_real_browser(written):
     run_dir, canvas, _ = written
     deepest = math.ceil(math.log2(WIDTH))
