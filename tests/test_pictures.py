@@ -153,6 +153,30 @@ def test_strip_passes_count_what_write_pictures_reads(tmp_path):
         assert len(calls) == chosen.strip_passes() * per_pass, chosen
 
 
+def test_a_failed_writing_leaves_no_main_file_and_no_temporary_files(tmp_path):
+    tiling = TilingModule(64, 0.25, [100, 90])
+    tiles = torch.rand(tiling.num_tiles(), 3, 64, 64)
+    chosen = Pictures(png=True, deepzoom=True, tiff=True, png_max_pixels=9000)
+    calls = EVERYTHING.strip_passes() * len(list(fetch_order(tiling, TIFF_TILE)))
+
+    served: list[torch.Tensor] = []
+
+    def fetch(idx: torch.Tensor) -> torch.Tensor:
+        served.append(idx)
+        if len(served) == calls:
+            raise RuntimeError("stopped")
+        return tiles[idx]
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        write_pictures(tiling, fetch, tmp_path, 2, chosen)
+    # The last strip of render_tiles.png failed: the pyramid files are whole, render.png is not
+    # there (it is moved in last), and nothing temporary is left.
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"render.tif", "render.dzi", "render_files", "viewer.html"} <= names
+    assert "render.png" not in names and "render_tiles.png" not in names
+    assert not [name for name in names if name.startswith(".")]
+
+
 def test_which_pictures_a_canvas_gets():
     assert choose((4096, 4096)) == Pictures(True, False, False, 8192 * 8192)
     assert choose((4096, 4097)) == Pictures(True, True, True, 8192 * 8192)
