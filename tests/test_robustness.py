@@ -18,6 +18,7 @@ from conftest import RENDER, ROOT, TINY, run_render
 from PIL import Image
 
 from render.checkpoints import UNREADABLE_SUFFIX
+from render.cli import resume_command
 from render.models import efficientnet_lite0
 from render.objectives import channel
 from render.outputs import atomic_path
@@ -197,6 +198,15 @@ def test_sigterm_to_one_rank_stops_every_rank_at_one_step(tmp_path, whole_render
     assert "received SIGTERM" not in (run_dir / "render.log").read_text()
     resume_as_told(command, run_dir)
     assert (run_dir / "render.png").read_bytes() == whole_render(config)
+
+
+def test_the_resume_command_sets_resume_and_quotes_for_the_shell(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/tiledream", "ignored"])
+    overrides = ["resume=false", "tiling.base_size=[64,64]", "+trainer.profiler=simple"]
+    assert resume_command(overrides, Path("/runs/a poster")) == (
+        "tiledream 'tiling.base_size=[64,64]' +trainer.profiler=simple resume=true "
+        "'hydra.run.dir=/runs/a poster'"
+    )
 
 
 def test_resume_without_a_checkpoint_starts_afresh(tmp_path):
