@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +48,12 @@ def main(cfg: DictConfig) -> None:
         if owns_run_dir():  # one line for the render, not one per process
             logging.getLogger("render").error("%s", error)
             print(error, file=sys.stderr)
+        else:
+            logging.getLogger("render").info("%s", error)
+        # The handler that was there before the render (submitit's requeue) has its turn too.
+        handler = signal.getsignal(error.signum)
+        if callable(handler):
+            handler(error.signum, None)
         sys.exit(error.exit_status)
 
 

@@ -47,7 +47,13 @@ from render.plan import (
 from render.progress import OctaveProgressBar, TimeEstimate
 from render.renderer import TileRenderer
 from render.rundir import owns_run_dir, run_lock
-from render.stopping import StopOnSignal, StopRequest, stop_signals, without_lightning_signals
+from render.stopping import (
+    StopOnSignal,
+    StopRequest,
+    requeued,
+    stop_signals,
+    without_lightning_signals,
+)
 from render.strategy import TileDDPStrategy
 from tiling import TilingModule
 
@@ -376,12 +382,13 @@ def _render(
     # Recorded in every checkpoint, with tiles_per_step as measured: what a resume compares.
     recorded = render_config(cfg, objective.layers)
     start, ckpt = 0, None
-    found = find_resume(ckpt_root, set_aside=owns_run_dir()) if cfg.resume else None
+    resume = cfg.resume or requeued()
+    found = find_resume(ckpt_root, set_aside=owns_run_dir()) if resume else None
     if found is not None:
         check_resume(found, recorded)
         start, ckpt = found.octave, found.path
         log.info("resume=true: continuing octave %d from %s", start + 1, ckpt)
-    elif cfg.resume:
+    elif resume:
         log.info("resume=true but %s holds no checkpoint: starting afresh", ckpt_root)
     elif has_checkpoints(ckpt_root):
         # Mixed with this render's (a stopped render saves one even with checkpoints off), they

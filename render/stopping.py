@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "StopOnSignal",
     "StopRequest",
+    "requeued",
     "stop_signals",
     "without_lightning_signals",
 ]
@@ -60,9 +61,17 @@ class StopRequest:
             log.info("received %s: stopping after this step", signal.Signals(signum).name)
 
 
-def _signals() -> list[signal.Signals]:
-    """SIGTERM, and under SLURM its warning signal (Lightning's SLURMEnvironment: SIGUSR1)."""
-    return [signal.SIGTERM, *([SLURM_WARNING] if SLURMEnvironment.detect() else [])]
+def _signals() -> set[signal.Signals]:
+    """SIGTERM; under SLURM its warning signal as Lightning's SLURMEnvironment expects it
+    (SIGUSR1), and in a submitit job (the ``slurm_gpu`` launcher) submitit's (SIGUSR2).
+    """
+    signals = {signal.SIGTERM}
+    if SLURMEnvironment.detect():
+        signals.add(SLURM_WARNING)
+    if os.environ.get("SUBMITIT_EXECUTOR") == "slurm":
+        # submitit's own handler, which requeues the job, is handed the signal after the stop.
+        signals.add(signal.Signals[f"SIG{os.environ.get('SUBMITIT_PREEMPT_SIGNAL', 'USR2')}"])
+    return signals
 
 
 @contextmanager
@@ -141,6 +150,17 @@ class StopOnSignal(pl.Callback):
         flag = torch.tensor([self.request.signum], dtype=torch.int64)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group)
         return int(flag.item())
+
+
+def requeued() -> bool:
+    """Whether this is a SLURM job that was requeued (``SLURM_RESTART_COUNT``): it continues
+    from its checkpoints as with ``resume=true``.
+    """
+    restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
+    if not restarts.isdigit() or int(restarts) == 0:
+        return False
+    log.info("SLURM job restarted %s time(s): resuming from its checkpoints", restarts)
+    return True
 
 
 def _distributed() -> bool:

@@ -100,16 +100,22 @@ def test_killed_render_resumes_to_the_same_bytes(tmp_path, whole_render, small, 
     assert newest.with_name(newest.name + UNREADABLE_SUFFIX).exists() == damaged
 
 
-STOP_LINE = re.compile(
-    r"stopped by SIGTERM at step (\d+) of octave 2/2: checkpoint saved \((.+)\); "
-    r"resume with: (.+)"
+# The stop line, for a signal's name and what follows the checkpoint.
+STOP_LINE = (
+    r"stopped by {} at step (\d+) of octave 2/2: checkpoint saved \((.+)\){}; resume with: (.+)"
 )
 # The progress bar (stdout) counts the octave's steps: "octave 2/2:  25%|##    | 2/8 [...".
 OCTAVE_2_STEPS = re.compile(r"octave 2/2: +\d+%\|[^|]*\| (\d+)/")
 
 
-def sigterm_in_octave_2(config: list[str], run_dir: Path, rank_1: bool = False):
-    """Run a render, send SIGTERM once its second octave has taken 2 steps (to rank 1 alone
+def sigterm_in_octave_2(
+    config: list[str],
+    run_dir: Path,
+    rank_1: bool = False,
+    sig: signal.Signals = signal.SIGTERM,
+    env: dict[str, str] | None = None,
+):
+    """Run a render, send ``sig`` once its second octave has taken 2 steps (to rank 1 alone
     with ``rank_1``); its exit status, stderr and the seconds from the signal to its exit.
     """
     out, err = run_dir.with_suffix(".out"), run_dir.with_suffix(".err")
@@ -117,6 +123,7 @@ def sigterm_in_octave_2(config: list[str], run_dir: Path, rank_1: bool = False):
         process = subprocess.Popen(
             [sys.executable, RENDER, *config, f"hydra.run.dir={run_dir}"],
             cwd=ROOT,
+            env={**os.environ, **(env or {})},
             stdout=stdout,
             stderr=stderr,
         )
@@ -128,7 +135,7 @@ def sigterm_in_octave_2(config: list[str], run_dir: Path, rank_1: bool = False):
         target = psutil.Process(process.pid)
         if rank_1:  # Lightning's launcher started rank 1 as a child of this process
             (target,) = target.children()
-        target.send_signal(signal.SIGTERM)
+        target.send_signal(sig)
         sent = time.monotonic()
         process.wait(timeout=120)
         return process.returncode, err.read_text(), time.monotonic() - sent
@@ -138,13 +145,17 @@ def sigterm_in_octave_2(config: list[str], run_dir: Path, rank_1: bool = False):
             process.wait()
 
 
-def check_stopped(run_dir: Path, status: int, stderr: str) -> str:
-    """Assert a render stopped by SIGTERM in octave 2 as it should; the resume command."""
-    assert status == 143, stderr[-3000:]
+def check_stopped(
+    run_dir: Path, status: int, stderr: str, sig: signal.Signals = signal.SIGTERM, then: str = ""
+) -> str:
+    """Assert a render stopped by ``sig`` in octave 2 as it should (``then``: what the line
+    says after the checkpoint); the resume command.
+    """
+    assert status == 128 + sig, stderr[-3000:]
     assert "Traceback" not in stderr
     lines = [line for line in re.split(r"[\r\n]", stderr) if line.startswith("stopped by")]
     assert len(lines) == 1, stderr[-3000:]
-    match = STOP_LINE.fullmatch(lines[0])
+    match = re.fullmatch(STOP_LINE.format(sig.name, re.escape(then)), lines[0])
     assert match, lines[0]
     step, checkpoint, command = int(match[1]), Path(match[2]), match[3]
     folder = run_dir / "checkpoints" / "octave2"
@@ -207,6 +218,34 @@ def test_the_resume_command_sets_resume_and_quotes_for_the_shell(monkeypatch):
         "tiledream 'tiling.base_size=[64,64]' +trainer.profiler=simple resume=true "
         "'hydra.run.dir=/runs/a poster'"
     )
+
+
+@pytest.mark.slow
+def test_slurms_warning_signal_saves_requeues_the_job_and_the_requeued_job_resumes(tmp_path):
+    # Lightning's SLURMEnvironment: SIGUSR1 (sbatch --signal=USR1@90) asks for a requeue.
+    scontrol = tmp_path / "bin" / "scontrol"
+    scontrol.parent.mkdir()
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol.log"}\n')
+    scontrol.chmod(0o755)
+    slurm = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "poster", "SLURM_JOB_ID": "4242"}
+    slurm |= {"SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
+    path = {"PATH": f"{scontrol.parent}{os.pathsep}{os.environ['PATH']}"}
+    run_dir = tmp_path / "stopped"
+    config = [o for o in TINY if not o.startswith("trainer.max_steps")] + ["trainer.max_steps=8"]
+    result = sigterm_in_octave_2(config, run_dir, sig=signal.SIGUSR1, env={**slurm, **path})
+    check_stopped(run_dir, *result[:2], sig=signal.SIGUSR1, then="; SLURM job 4242 requeued")
+    assert (tmp_path / "scontrol.log").read_text() == "requeue 4242\n"
+    # The requeued job runs the same command again: it continues from the checkpoint.
+    saved = max((run_dir / "checkpoints" / "octave2").glob("step=*.ckpt"))
+    subprocess.run(
+        [sys.executable, RENDER, *config, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        env={**os.environ, **slurm, "SLURM_RESTART_COUNT": "1"},
+        check=True,
+        timeout=600,
+    )
+    assert f"continuing octave 2 from {saved}" in (run_dir / "render.log").read_text()
+    assert (run_dir / "render.png").is_file()
 
 
 def test_resume_without_a_checkpoint_starts_afresh(tmp_path):
