@@ -323,7 +323,7 @@ def render(
     ``model`` and ``objective``, when given (the Python API), replace ``cfg.model`` and
     ``cfg.objective``. A second render into the same ``run_dir`` is refused while this one runs.
     SIGTERM (and SLURM's warning signal) stops the render at the next step with a checkpoint
-    at that step: :class:`render.stopping.RenderStopped` is raised, and no image is written.
+    at that step: :class:`render.errors.RenderStopped` is raised, and no image is written.
     """
     check_values(cfg)
     with stop_signals() as stop:
