@@ -138,7 +138,7 @@ class StopOnSignal(pl.Callback):
             return
         step = trainer.global_step
         path = self.directory / f"step={step}.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # the optimiser state too
         requeue = signum == SLURM_WARNING and trainer.is_global_zero
         requeued = _requeue_slurm_job() if requeue else None
         raise RenderStopped(signum, step, self.octave + 1, self.octaves, path, requeued)
