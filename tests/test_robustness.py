@@ -108,7 +108,7 @@ STOP_LINE = (
 OCTAVE_2_STEPS = re.compile(r"octave 2/2: +\d+%\|[^|]*\| (\d+)/")
 
 
-def sigterm_in_octave_2(
+def signal_in_octave_2(
     config: list[str],
     run_dir: Path,
     rank_1: bool = False,
@@ -187,7 +187,7 @@ def test_sigterm_saves_the_current_step_and_the_resumed_render_is_the_same(
     run_dir = tmp_path / "stopped"
     steps = [o for o in RESUMABLE if not o.startswith("checkpoint.")]
     config = [*SMALL, *steps, f"checkpoint.every_n_steps={every}"]
-    status, stderr, seconds = sigterm_in_octave_2(config, run_dir)
+    status, stderr, seconds = signal_in_octave_2(config, run_dir)
     command = check_stopped(run_dir, status, stderr)
     assert seconds < 15  # about 2 s: the step, the checkpoint and the interpreter's exit
     assert command.split()[2:-2] == [shlex.quote(o) for o in config]
@@ -203,7 +203,7 @@ def test_sigterm_to_one_rank_stops_every_rank_at_one_step(tmp_path, whole_render
     run_dir = tmp_path / "stopped"
     config = [o for o in TINY if not o.startswith("trainer.max_steps")]
     config += ["trainer.max_steps=8", "trainer.devices=2", "trainer.strategy=ddp"]
-    status, stderr, _ = sigterm_in_octave_2(config, run_dir, rank_1=True)
+    status, stderr, _ = signal_in_octave_2(config, run_dir, rank_1=True)
     command = check_stopped(run_dir, status, stderr)
     assert "received SIGTERM" in (run_dir / "train_ddp_process_1.log").read_text()
     assert "received SIGTERM" not in (run_dir / "render.log").read_text()
@@ -232,7 +232,7 @@ def test_slurms_warning_signal_saves_requeues_the_job_and_the_requeued_job_resum
     path = {"PATH": f"{scontrol.parent}{os.pathsep}{os.environ['PATH']}"}
     run_dir = tmp_path / "stopped"
     config = [o for o in TINY if not o.startswith("trainer.max_steps")] + ["trainer.max_steps=8"]
-    result = sigterm_in_octave_2(config, run_dir, sig=signal.SIGUSR1, env={**slurm, **path})
+    result = signal_in_octave_2(config, run_dir, sig=signal.SIGUSR1, env={**slurm, **path})
     check_stopped(run_dir, *result[:2], sig=signal.SIGUSR1, then="; SLURM job 4242 requeued")
     assert (tmp_path / "scontrol.log").read_text() == "requeue 4242\n"
     # The requeued job runs the same command again: it continues from the checkpoint.
