@@ -16,7 +16,7 @@ from PIL import Image
 from torch import nn
 
 from render.config import compose_config
-from render.errors import UserError
+from render.errors import RenderStopped, UserError
 from render.models import FeatureModel, from_module
 from render.objectives import Objective
 from render.run import render
@@ -63,7 +63,8 @@ def render_image(
     ``preprocess`` callable). ``size``, ``tile`` and ``seed`` set ``tiling.base_size``,
     ``tiling.tile_size`` and ``seed``; ``overrides`` are any command-line overrides. Every output
     of the command line goes to ``out_dir`` when it is given, else to a temporary folder that is
-    removed before this returns.
+    removed before this returns. SIGTERM stops the render with
+    :class:`render.errors.RenderStopped`, whose message says how to resume it.
     """
     if objective is not None and not isinstance(objective, Objective):
         raise UserError(
@@ -83,10 +84,19 @@ def render_image(
         ]
     )
     feature_model = _feature_model(model)
-    if out_dir is not None:
-        return _open(render(cfg, Path(out_dir), model=feature_model, objective=objective))
-    with tempfile.TemporaryDirectory(prefix="tiledream_") as tmp:
-        return _open(render(cfg, Path(tmp), model=feature_model, objective=objective))
+    try:
+        if out_dir is not None:
+            return _open(render(cfg, Path(out_dir), model=feature_model, objective=objective))
+        with tempfile.TemporaryDirectory(prefix="tiledream_") as tmp:
+            return _open(render(cfg, Path(tmp), model=feature_model, objective=objective))
+    except RenderStopped as stopped:
+        stopped.resume = (
+            f"resume with the same render_image() call, out_dir={str(out_dir)!r} and "
+            f"'resume=true' in its overrides"
+            if out_dir is not None
+            else "but it was in a temporary folder, now removed: give out_dir to keep it"
+        )
+        raise
 
 
 def _open(png: Path) -> Image.Image:

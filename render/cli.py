@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import logging
+import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +18,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 
 from render.config import build, check_values, compose_config, config_dir, register_configs
-from render.errors import UserError
+from render.errors import RenderStopped, UserError
 
 __all__ = ["layers", "main"]
 
@@ -25,17 +27,42 @@ register_configs()
 
 @hydra.main(config_path=config_dir(), config_name="render", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    """Render the composed config into Hydra's run directory; a UserError exits 2."""
+    """Render the composed config into Hydra's run directory; a UserError exits 2, a render
+    stopped by a signal ``128 + signal`` (143 for SIGTERM) with the command that resumes it.
+    """
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         # Before torch and Lightning are imported: a bad value is reported in a second.
         check_values(cfg)
         from render.run import render
 
-        render(cfg, Path(HydraConfig.get().runtime.output_dir))
+        render(cfg, run_dir)
     except UserError as error:
         logging.getLogger("render").error("%s", error)
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except RenderStopped as error:
+        from render.rundir import owns_run_dir
+
+        error.resume = "resume with: " + resume_command(HydraConfig.get().overrides.task, run_dir)
+        if owns_run_dir():  # one line for the render, not one per process
+            logging.getLogger("render").error("%s", error)
+            print(error, file=sys.stderr)
+        else:
+            logging.getLogger("render").info("%s", error)
+        # The handler that was there before the render (submitit's requeue) has its turn too.
+        handler = signal.getsignal(error.signum)
+        if callable(handler):
+            handler(error.signum, None)
+        sys.exit(error.exit_status)
+
+
+def resume_command(overrides: Sequence[str], run_dir: Path) -> str:
+    """The command line that continues a render of ``overrides`` in ``run_dir``, shell-quoted."""
+    program = sys.argv[0]
+    command = ["python", program] if program.endswith(".py") else [Path(program).name]
+    kept = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != "resume"]
+    return shlex.join([*command, *kept, "resume=true", f"hydra.run.dir={run_dir}"])
 
 
 def layers(overrides: Sequence[str] | None = None) -> int:

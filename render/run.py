@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import time
 import warnings
 from collections.abc import Sequence
@@ -47,6 +48,13 @@ from render.plan import (
 from render.progress import OctaveProgressBar, TimeEstimate
 from render.renderer import TileRenderer
 from render.rundir import owns_run_dir, run_lock
+from render.stopping import (
+    StopOnSignal,
+    StopRequest,
+    requeued,
+    stop_signals,
+    without_lightning_signals,
+)
 from render.strategy import TileDDPStrategy
 from render.strips import Fetch
 from tiling import TilingModule
@@ -169,7 +177,7 @@ def make_trainer(
         "default_root_dir": str(run_dir),
     }
     try:
-        return pl.Trainer(
+        trainer = pl.Trainer(
             **{**defaults, **kwargs},
             callbacks=callbacks,
             logger=make_loggers(run_dir, log_version),
@@ -179,6 +187,8 @@ def make_trainer(
         raise UserError(f"trainer: {error} (see lightning.pytorch.Trainer's arguments)") from None
     except (ValueError, RuntimeError, MisconfigurationException) as error:
         raise UserError(f"trainer: {error}") from None
+    # A stop signal is the render's to handle (render/stopping.py), at a step every rank agrees.
+    return without_lightning_signals(trainer)
 
 
 def make_renderer(
@@ -314,16 +324,23 @@ def render(
 
     ``model`` and ``objective``, when given (the Python API), replace ``cfg.model`` and
     ``cfg.objective``. A second render into the same ``run_dir`` is refused while this one runs.
+    SIGTERM (and SLURM's warning signal) stops the render at the next step with a checkpoint
+    at that step: :class:`render.errors.RenderStopped` is raised, and no image is written.
     """
     check_values(cfg)
-    if not owns_run_dir():
-        return _render(cfg, run_dir, model, objective)
-    with run_lock(run_dir):
-        return _render(cfg, run_dir, model, objective)
+    with stop_signals() as stop:
+        if not owns_run_dir():
+            return _render(cfg, run_dir, model, objective, stop)
+        with run_lock(run_dir):
+            return _render(cfg, run_dir, model, objective, stop)
 
 
 def _render(
-    cfg: DictConfig, run_dir: Path, model: FeatureModel | None, objective: Objective | None
+    cfg: DictConfig,
+    run_dir: Path,
+    model: FeatureModel | None,
+    objective: Objective | None,
+    stop: StopRequest,
 ) -> Path:
     started = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -368,15 +385,17 @@ def _render(
     # Recorded in every checkpoint, with tiles_per_step as measured: what a resume compares.
     recorded = render_config(cfg, objective.layers)
     start, ckpt = 0, None
-    found = find_resume(ckpt_root, set_aside=owns_run_dir()) if cfg.resume else None
+    resume = cfg.resume or requeued()
+    found = find_resume(ckpt_root, set_aside=owns_run_dir()) if resume else None
     if found is not None:
         check_resume(found, recorded)
         start, ckpt = found.octave, found.path
         log.info("resume=true: continuing octave %d from %s", start + 1, ckpt)
-    elif cfg.resume:
+    elif resume:
         log.info("resume=true but %s holds no checkpoint: starting afresh", ckpt_root)
-    elif cfg.checkpoint.every_n_steps > 0 and has_checkpoints(ckpt_root):
-        # Mixed with this render's, they could be taken for its own by a later resume.
+    elif has_checkpoints(ckpt_root):
+        # Mixed with this render's (a stopped render saves one even with checkpoints off), they
+        # could be taken for its own by a later resume.
         raise UserError(
             f"{ckpt_root} holds the checkpoints of an earlier render; add resume=true to "
             f"continue it, or give another hydra.run.dir (or delete that folder) to start afresh"
@@ -413,10 +432,11 @@ def _render(
         )
         del init_canvas
         label = f"octave {octave.index + 1}/{len(plan)}"
+        ckpt_dir = octave_dir(ckpt_root, octave.index, len(plan))
         trainer = make_trainer(
             cfg,
             run_dir,
-            octave_dir(ckpt_root, octave.index, len(plan)),
+            ckpt_dir,
             gif,
             steps=octave.steps,
             label=label,
@@ -424,6 +444,8 @@ def _render(
             extra_callbacks=[
                 TimeEstimate(plan, octave.index, settings.tiles_per_step),
                 RecordConfig(recorded),
+                # After the blend, which is added first: it changes the tiles of its step.
+                StopOnSignal(stop, ckpt_dir, octave.index, len(plan)),
             ],
         )
         trainer.fit(module, ckpt_path=str(ckpt) if octave.index == start and ckpt else None)
@@ -436,6 +458,12 @@ def _render(
             del module, pixels
     if trainer.is_global_zero:
         write_outputs(tiling, lambda idx: pixels[idx], run_dir, settings.border, gif, cfg.output)
+    if stop.signum:
+        # Every step had been taken: finishing the outputs was quicker than a resume.
+        log.warning(
+            "received %s after the last step: the render finished and wrote its outputs",
+            signal.Signals(stop.signum).name,
+        )
     cuda = (
         f", peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MB"
         if torch.cuda.is_available()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -12,8 +15,9 @@ from torch import nn
 
 from render import compose_config, render_image
 from render import objectives as obj
-from render.errors import UserError
+from render.errors import RenderStopped, UserError
 from render.models import from_module
+from render.objectives.activations import Channel
 
 QUIET = ["trainer.enable_progress_bar=false"]
 
@@ -104,3 +108,37 @@ def test_bad_input_is_a_clear_user_error(kwargs, message):
     with pytest.raises(UserError) as error:
         render_image(**{**call, **kwargs})
     assert message in str(error.value)
+
+
+class _SigtermAtStep2(Channel):
+    """A channel objective that sends SIGTERM to its own process as it scores step 2."""
+
+    def __call__(self, activations, images):
+        calls = getattr(self, "_calls", 0) + 1
+        object.__setattr__(self, "_calls", calls)
+        if calls == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().__call__(activations, images)
+
+
+def test_a_stopped_render_image_says_how_to_resume_and_resumes_to_the_same_picture(tmp_path):
+    # One tile, one octave: SIGTERM during step 2 stops the render after that step.
+    call = {"model": small_net(), "size": 64, "tile": 64, "seed": 0}
+    overrides = ["trainer.max_steps=4", "render.blend_every=1", *QUIET]
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(RenderStopped) as stopped:
+        render_image(_SigtermAtStep2("2", 5), **call, overrides=overrides, out_dir=tmp_path)
+    checkpoint = tmp_path / "checkpoints" / "step=2.ckpt"
+    assert str(stopped.value) == (
+        f"stopped by SIGTERM at step 2 of octave 1/1: checkpoint saved ({checkpoint}); resume "
+        f"with the same render_image() call, out_dir={str(tmp_path)!r} and 'resume=true' in "
+        f"its overrides"
+    )
+    assert stopped.value.exit_status == 143
+    assert signal.getsignal(signal.SIGTERM) is handler, "the caller's handler is back"
+    assert checkpoint.is_file() and not (tmp_path / "render.png").exists()
+    resumed = render_image(
+        obj.channel("2", 5), **call, overrides=[*overrides, "resume=true"], out_dir=tmp_path
+    )
+    whole = render_image(obj.channel("2", 5), **call, overrides=overrides)
+    assert np.array_equal(np.asarray(resumed), np.asarray(whole))

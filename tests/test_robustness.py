@@ -1,6 +1,8 @@
 """Renders that lose no work, scale past one process, and stop cleanly on bad input."""
 
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -8,13 +10,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
-from conftest import RENDER, ROOT, run_render
+from conftest import RENDER, ROOT, TINY, run_render
 from PIL import Image
 
 from render.checkpoints import UNREADABLE_SUFFIX
+from render.cli import resume_command
 from render.models import efficientnet_lite0
 from render.objectives import channel
 from render.outputs import atomic_path
@@ -94,6 +98,154 @@ def test_killed_render_resumes_to_the_same_bytes(tmp_path, whole_render, small, 
     log = (run_dir / "render.log").read_text()
     assert (f"{newest} is unreadable" in log) == damaged
     assert newest.with_name(newest.name + UNREADABLE_SUFFIX).exists() == damaged
+
+
+# The stop line, for a signal's name and what follows the checkpoint.
+STOP_LINE = (
+    r"stopped by {} at step (\d+) of octave 2/2: checkpoint saved \((.+)\){}; resume with: (.+)"
+)
+# The progress bar (stdout) counts the octave's steps: "octave 2/2:  25%|##    | 2/8 [...".
+OCTAVE_2_STEPS = re.compile(r"octave 2/2: +\d+%\|[^|]*\| (\d+)/")
+
+
+def signal_in_octave_2(
+    config: list[str],
+    run_dir: Path,
+    rank_1: bool = False,
+    sig: signal.Signals = signal.SIGTERM,
+    env: dict[str, str] | None = None,
+):
+    """Run a render, send ``sig`` once its second octave has taken 2 steps (to rank 1 alone
+    with ``rank_1``); its exit status, stderr and the seconds from the signal to its exit.
+    """
+    out, err = run_dir.with_suffix(".out"), run_dir.with_suffix(".err")
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, RENDER, *config, f"hydra.run.dir={run_dir}"],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=stdout,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while max(map(int, OCTAVE_2_STEPS.findall(out.read_text(errors="replace"))), default=0) < 2:
+            assert process.poll() is None and time.monotonic() < deadline, err.read_text()
+            time.sleep(0.05)
+        target = psutil.Process(process.pid)
+        if rank_1:  # Lightning's launcher started rank 1 as a child of this process
+            (target,) = target.children()
+        target.send_signal(sig)
+        sent = time.monotonic()
+        process.wait(timeout=120)
+        return process.returncode, err.read_text(), time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def check_stopped(
+    run_dir: Path, status: int, stderr: str, sig: signal.Signals = signal.SIGTERM, then: str = ""
+) -> str:
+    """Assert a render stopped by ``sig`` in octave 2 as it should (``then``: what the line
+    says after the checkpoint); the resume command.
+    """
+    assert status == 128 + sig, stderr[-3000:]
+    assert "Traceback" not in stderr
+    lines = [line for line in re.split(r"[\r\n]", stderr) if line.startswith("stopped by")]
+    assert len(lines) == 1, stderr[-3000:]
+    match = re.fullmatch(STOP_LINE.format(sig.name, re.escape(then)), lines[0])
+    assert match, lines[0]
+    step, checkpoint, command = int(match[1]), Path(match[2]), match[3]
+    folder = run_dir / "checkpoints" / "octave2"
+    assert checkpoint == folder / f"step={step}.ckpt"
+    # The progress bar showed step 2 after that step's check: the stop came at a later step,
+    # newer than any periodic checkpoint.
+    saved = [int(path.stem.removeprefix("step=")) for path in folder.glob("step=*.ckpt")]
+    assert step > 2 and max(saved) == step
+    assert torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"] == step
+    assert not list(run_dir.glob("render*.png")), "a stopped render writes no picture"
+    return command
+
+
+def resume_as_told(command: str, run_dir: Path) -> None:
+    """Run the resume command of a stop line (its ``python`` is this interpreter)."""
+    args = shlex.split(command)
+    assert args[:2] == ["python", RENDER]
+    assert args[-2:] == ["resume=true", f"hydra.run.dir={run_dir}"]
+    subprocess.run([sys.executable, *args[1:]], cwd=ROOT, check=True, timeout=600)
+
+
+@pytest.mark.parametrize(
+    "every", [4, pytest.param(0, marks=pytest.mark.slow)], ids=["checkpoints", "checkpoints off"]
+)
+def test_sigterm_saves_the_current_step_and_the_resumed_render_is_the_same(
+    tmp_path, whole_render, every
+):
+    # The kill -9 test's render (its uninterrupted picture is rendered once for both).
+    run_dir = tmp_path / "stopped"
+    steps = [o for o in RESUMABLE if not o.startswith("checkpoint.")]
+    config = [*SMALL, *steps, f"checkpoint.every_n_steps={every}"]
+    status, stderr, seconds = signal_in_octave_2(config, run_dir)
+    command = check_stopped(run_dir, status, stderr)
+    assert seconds < 15  # about 2 s: the step, the checkpoint and the interpreter's exit
+    assert command.split()[2:-2] == [shlex.quote(o) for o in config]
+    resume_as_told(command, run_dir)
+    assert (run_dir / "render.png").read_bytes() == whole_render([*SMALL, *RESUMABLE])
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_rank_stops_every_rank_at_one_step(tmp_path, whole_render):
+    # Two gloo processes; the signal reaches rank 1 alone (as one rank can miss it or see it a
+    # step later): the ranks agree at the next step, save together and resume to the picture
+    # of an uninterrupted two-process render.
+    run_dir = tmp_path / "stopped"
+    config = [o for o in TINY if not o.startswith("trainer.max_steps")]
+    config += ["trainer.max_steps=8", "trainer.devices=2", "trainer.strategy=ddp"]
+    status, stderr, _ = signal_in_octave_2(config, run_dir, rank_1=True)
+    command = check_stopped(run_dir, status, stderr)
+    assert "received SIGTERM" in (run_dir / "train_ddp_process_1.log").read_text()
+    assert "received SIGTERM" not in (run_dir / "render.log").read_text()
+    resume_as_told(command, run_dir)
+    assert (run_dir / "render.png").read_bytes() == whole_render(config)
+
+
+def test_the_resume_command_sets_resume_and_quotes_for_the_shell(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/tiledream", "ignored"])
+    overrides = ["resume=false", "tiling.base_size=[64,64]", "+trainer.profiler=simple"]
+    assert resume_command(overrides, Path("/runs/a poster")) == (
+        "tiledream 'tiling.base_size=[64,64]' +trainer.profiler=simple resume=true "
+        "'hydra.run.dir=/runs/a poster'"
+    )
+
+
+@pytest.mark.slow
+def test_slurms_warning_signal_saves_requeues_the_job_and_the_requeued_job_resumes(tmp_path):
+    # Lightning's SLURMEnvironment: SIGUSR1 (sbatch --signal=USR1@90) asks for a requeue.
+    scontrol = tmp_path / "bin" / "scontrol"
+    scontrol.parent.mkdir()
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol.log"}\n')
+    scontrol.chmod(0o755)
+    slurm = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "poster", "SLURM_JOB_ID": "4242"}
+    slurm |= {"SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
+    path = {"PATH": f"{scontrol.parent}{os.pathsep}{os.environ['PATH']}"}
+    run_dir = tmp_path / "stopped"
+    config = [o for o in TINY if not o.startswith("trainer.max_steps")] + ["trainer.max_steps=8"]
+    result = signal_in_octave_2(config, run_dir, sig=signal.SIGUSR1, env={**slurm, **path})
+    check_stopped(run_dir, *result[:2], sig=signal.SIGUSR1, then="; SLURM job 4242 requeued")
+    assert (tmp_path / "scontrol.log").read_text() == "requeue 4242\n"
+    # The requeued job runs the same command again: it continues from the checkpoint.
+    saved = max((run_dir / "checkpoints" / "octave2").glob("step=*.ckpt"))
+    subprocess.run(
+        [sys.executable, RENDER, *config, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        env={**os.environ, **slurm, "SLURM_RESTART_COUNT": "1"},
+        check=True,
+        timeout=600,
+    )
+    assert f"continuing octave 2 from {saved}" in (run_dir / "render.log").read_text()
+    assert (run_dir / "render.png").is_file()
 
 
 def test_resume_without_a_checkpoint_starts_afresh(tmp_path):

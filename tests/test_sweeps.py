@@ -33,5 +33,7 @@ def test_the_slurm_preset_asks_for_one_gpu_per_job():
     )
     printed = result.stdout
     assert "SlurmLauncher" in printed
-    for line in ("gpus_per_node: 1", "partition: gpu", "timeout_min: 120", "tasks_per_node: 1"):
+    expected = ("gpus_per_node: 1", "partition: gpu", "timeout_min: 120", "tasks_per_node: 1")
+    # The stop signal before the time limit, and the requeues that resume (render/stopping.py).
+    for line in (*expected, "signal_delay_s: 120", "max_num_timeout: 3"):
         assert line in printed
