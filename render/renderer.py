@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -311,8 +312,13 @@ class TileRenderer(pl.LightningModule):
 
     # --- the canvas ------------------------------------------------------------------------
 
-    def _chunks(self) -> range:
-        return range(0, self.store.num_tiles, self.decode_chunk)
+    def _chunks(self) -> list[slice]:
+        """This rank's rows in chunks of ``decode_chunk`` tiles, cut where one process cuts
+        the canvas's tiles: a batched FFT of other tiles could round differently.
+        """
+        own, size = self.own, self.decode_chunk
+        cuts = [own.start, *range((own.start // size + 1) * size, own.stop, size), own.stop]
+        return [slice(a - own.start, b - own.start) for a, b in itertools.pairwise(cuts) if b > a]
 
     @torch.no_grad()
     def decode_all(self) -> Tensor:
@@ -320,9 +326,8 @@ class TileRenderer(pl.LightningModule):
         h, w = self.param.tile_size
         rows = self.store.params
         pixels = torch.empty((rows.shape[0], 3, h, w), device=rows.device)
-        for start in self._chunks():
-            chunk = rows[start : start + self.decode_chunk].to(self.device)
-            pixels[start : start + self.decode_chunk] = self.param.decode(chunk).to(rows.device)
+        for chunk in self._chunks():
+            pixels[chunk] = self.param.decode(rows[chunk].to(self.device)).to(rows.device)
         self.check_finite(pixels, f"the tiles at step {self.global_step}")
         return pixels
 
@@ -337,13 +342,8 @@ class TileRenderer(pl.LightningModule):
         h, w = self.param.tile_size
         coords = self.tiling.tile_coords()[self.own.start : self.own.stop]
         chunks = (
-            torch.cat(
-                [
-                    canvas[:, :, y - top : y - top + h, x : x + w]
-                    for y, x in coords[i : i + self.decode_chunk]
-                ]
-            )
-            for i in range(0, len(coords), self.decode_chunk)
+            torch.cat([canvas[:, :, y - top : y - top + h, x : x + w] for y, x in coords[chunk]])
+            for chunk in self._chunks()
         )
         self._encode_into(chunks, rows, canvas.device)
 
@@ -364,7 +364,8 @@ class TileRenderer(pl.LightningModule):
             pixels = self._blend_shard(pixels)
         else:
             self.tiling(pixels, out=pixels)
-        self._encode_into(pixels.split(self.decode_chunk), self.store.params, self.device)
+        chunks = (pixels[chunk] for chunk in self._chunks())
+        self._encode_into(chunks, self.store.params, self.device)
         if self.context is not None:
             self.context.refresh(self.thumbnail(self.context.size, pixels), self.device)
         return pixels
@@ -383,10 +384,11 @@ class TileRenderer(pl.LightningModule):
             halo = shards.exchange(pixels, self.own, total, wanted, self.device)
         top, bottom = shards.tile_rows(self.tiling, self.own)
         own = torch.arange(self.own.start, self.own.stop)
-        band = shards.place(self.tiling, pixels, own, top, bottom)
-        band = shards.place(self.tiling, halo, wanted[self.shard[0]], top, bottom, band)
+        band = shards.place(
+            self.tiling, [(pixels, own), (halo, wanted[self.shard[0]])], top, bottom
+        )
         del halo
-        return shards.crop_tiles(self.tiling, band.to(pixels.dtype), top, own)
+        return shards.crop_tiles(self.tiling, band, top, own)
 
     @property
     def sharded(self) -> bool:
@@ -418,7 +420,7 @@ class TileRenderer(pl.LightningModule):
             return canvas if tuple(size) == (height, width) else shrink(canvas, size).clamp_(0, 1)
         top, bottom = shards.tile_rows(self.tiling, self.own)
         own = torch.arange(self.own.start, self.own.stop)
-        band = shards.place(self.tiling, pixels, own, top, bottom).to(pixels.dtype)
+        band = shards.place(self.tiling, [(pixels, own)], top, bottom)
         small = shards.shrink_rows(band, top, height, size).to(self.device)
         with _peers_alive():
             dist.all_reduce(small)
@@ -440,9 +442,13 @@ class TileRenderer(pl.LightningModule):
         top, bottom = rows[rank]
         own = shards.tiles_in_rows(self.tiling, top, bottom)
         own = own[(own >= self.own.start) & (own < self.own.stop)]
-        band = shards.place(self.tiling, pixels[own - self.own.start], own, top, bottom)
-        band = shards.place(self.tiling, received, wanted[rank], top, bottom, band)
-        return band.to(pixels.dtype).clamp_(0, 1)
+        band = shards.place(
+            self.tiling,
+            [(pixels[own - self.own.start], own), (received, wanted[rank])],
+            top,
+            bottom,
+        )
+        return band.clamp_(0, 1)
 
     @torch.no_grad()
     def fetch(self, pixels: Tensor, idx: Tensor) -> Tensor | None:

@@ -101,40 +101,50 @@ def tile_rows(tiling: TilingModule, tiles: range) -> tuple[int, int]:
     )
 
 
-def place(
-    tiling: TilingModule,
-    tiles: Tensor,
-    idx: Tensor,
-    top: int,
-    bottom: int,
-    band: Tensor | None = None,
-) -> Tensor:
-    """Canvas rows ``[top, bottom)`` ``[1, c, bottom - top, W]`` of the tiles ``idx`` alone,
-    each weighted by its blend mask: ``rebuild_with_masks`` restricted to those rows and tiles;
-    added into ``band`` when given (from an earlier call: returned as is, not yet cast back).
+def _scatter_order(slices: list[list[int]], count: int) -> list[int]:
+    """For each tile along one axis, the position of its set among ``TilingModule``'s scatter
+    sets (``[first, count, index_step, ...]``), the order in which it blends them.
+    """
+    order = [0] * count
+    for position, (first, members, step, _, _) in enumerate(slices):
+        for m in range(members):
+            order[first + m * step] = position
+    return order
 
-    Rows where every covering tile is among ``idx`` equal the blended canvas there (to float
-    rounding: the sum runs in another order).
+
+def place(
+    tiling: TilingModule, parts: list[tuple[Tensor, Tensor]], top: int, bottom: int
+) -> Tensor:
+    """Canvas rows ``[top, bottom)`` ``[1, c, bottom - top, W]`` of the tiles in ``parts``
+    (pairs of pixel tiles and their indices) alone, each weighted by its blend mask:
+    ``rebuild_with_masks`` restricted to those rows and tiles.
+
+    Rows where every covering tile is in ``parts`` equal the blended canvas there, bit for
+    bit: tiles are added in the order ``TilingModule`` adds them, with the same weights.
     """
     cols = tiling.tiling_pattern()[1]
     th, tw = tiling._tile_size
-    dtype = tiling._accumulation_dtype(tiles.dtype)
-    wy, wx = tiling._weights(dtype, tiles.device)
-    if band is None:
-        band = torch.zeros(
-            (1, tiles.shape[1], bottom - top, tiling._base_size[1]),
-            dtype=dtype,
-            device=tiles.device,
-        )
-    for tile, k in zip(tiles, idx.tolist(), strict=True):
-        i, j = divmod(k, cols)
+    like = parts[0][0]
+    dtype = tiling._accumulation_dtype(like.dtype)
+    wy, wx = tiling._weights(dtype, like.device)
+    band = torch.zeros(
+        (1, like.shape[1], bottom - top, tiling._base_size[1]), dtype=dtype, device=like.device
+    )
+    order_y = _scatter_order(tiling._scatter_y, len(tiling._starts_y))
+    order_x = _scatter_order(tiling._scatter_x, cols)
+    placed = []
+    for tiles, idx in parts:
+        for n, k in enumerate(idx.tolist()):
+            i, j = divmod(k, cols)
+            lo, hi = max(tiling._starts_y[i], top), min(tiling._starts_y[i] + th, bottom)
+            if lo < hi:
+                placed.append(((order_y[i], order_x[j]), i, j, lo, hi, tiles[n]))
+    placed.sort(key=lambda p: p[0])
+    for _, i, j, lo, hi, tile in placed:
         y, x = tiling._starts_y[i], tiling._starts_x[j]
-        lo, hi = max(y, top), min(y + th, bottom)
-        if lo >= hi:
-            continue
         mask = torch.outer(wy[i, lo - y : hi - y], wx[j])
         band[0, :, lo - top : hi - top, x : x + tw].addcmul_(tile[:, lo - y : hi - y], mask)
-    return band
+    return band.to(like.dtype)
 
 
 def crop_tiles(tiling: TilingModule, band: Tensor, top: int, idx: Tensor) -> Tensor:
@@ -156,8 +166,10 @@ def shrink_rows(band: Tensor, top: int, height: int, size: tuple[int, int]) -> T
     The shrink is linear, so the contributions of the ranks' rows sum to the shrunk canvas.
     Each column block is padded to the full height one at a time, never the whole band.
     """
-    narrow = shrink(band, (band.shape[2], size[1]))
     out = band.new_zeros((1, band.shape[1], size[0], size[1]))
+    if band.shape[2] == 0:  # a rank without tiles
+        return out
+    narrow = shrink(band, (band.shape[2], size[1]))
     width = max(1, 2**22 // max(height, 1))
     for left in range(0, size[1], width):
         block = narrow[:, :, :, left : left + width]
