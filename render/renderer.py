@@ -14,6 +14,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from render import shards
+from render.checkpoints import SHARDS_KEY, other_world
 from render.context import ContextView, shrink
 from render.errors import UserError
 from render.memory import release_free_memory
@@ -284,11 +285,15 @@ class TileRenderer(pl.LightningModule):
             k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("model.")
         }
         checkpoint["tile_store"] = self.store.state_dict()
+        checkpoint[SHARDS_KEY] = self.shard[1]
         if self.context is not None and self.context.thumbnail is not None:
             # The thumbnail of the last blend: a resumed render sees the views it would have.
             checkpoint[CONTEXT_KEY] = self.context.thumbnail.cpu()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get(SHARDS_KEY, 1)
+        if saved != self.shard[1]:
+            raise other_world(self.trainer.ckpt_path, saved, self.shard[1])
         self.store.load_state_dict(checkpoint["tile_store"])
         if self.context is not None and CONTEXT_KEY in checkpoint:
             self.context.thumbnail = checkpoint[CONTEXT_KEY].to(self.device)
