@@ -393,7 +393,8 @@ class TileRenderer(pl.LightningModule):
             self.tiling, [(pixels, own), (halo, wanted[self.shard[0]])], top, bottom
         )
         del halo
-        return shards.crop_tiles(self.tiling, band, top, own)
+        # In place: the band is complete before any tile is written.
+        return shards.crop_tiles(self.tiling, band, top, own, out=pixels)
 
     @property
     def sharded(self) -> bool:

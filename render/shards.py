@@ -147,11 +147,16 @@ def place(
     return band.to(like.dtype)
 
 
-def crop_tiles(tiling: TilingModule, band: Tensor, top: int, idx: Tensor) -> Tensor:
-    """The tiles ``idx`` ``[n, c, h, w]`` cut from canvas rows ``band`` that start at ``top``."""
+def crop_tiles(
+    tiling: TilingModule, band: Tensor, top: int, idx: Tensor, out: Tensor | None = None
+) -> Tensor:
+    """The tiles ``idx`` ``[n, c, h, w]`` cut from canvas rows ``band`` that start at ``top``,
+    into ``out`` when given.
+    """
     cols = tiling.tiling_pattern()[1]
     th, tw = tiling._tile_size
-    out = band.new_empty((len(idx), band.shape[1], th, tw))
+    if out is None:
+        out = band.new_empty((len(idx), band.shape[1], th, tw))
     for n, k in enumerate(idx.tolist()):
         i, j = divmod(k, cols)
         y, x = tiling._starts_y[i] - top, tiling._starts_x[j]
