@@ -5,7 +5,7 @@ octave) at a large canvas and at 448x448, for each number of processes; the canv
 per rank is the peak resident memory of the largest process above the 448 render's with the
 same number of processes. The pictures of more processes are compared with one process's.
 
-    python -m scripts.bench.ranks --size 4096 --ranks 1 2
+    python -m scripts.bench.ranks --size 4096 --ranks 1 2 [OVERRIDES...]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ Image.MAX_IMAGE_PIXELS = None
 
 
 def one_pass(
-    size: int, ranks: int, run_dir: Path, timeout_s: float
+    size: int, ranks: int, run_dir: Path, timeout_s: float, extra: list[str]
 ) -> tuple[int | None, float, str]:
     """Peak RSS (bytes, the largest process), seconds and error of one pass and a blend."""
     command = [
@@ -42,6 +42,7 @@ def one_pass(
         f"trainer.devices={ranks}",
         f"hydra.run.dir={run_dir}",
         *(["trainer.strategy=ddp"] if ranks > 1 else []),
+        *extra,
     ]
     return peak_rss_of(command, timeout_s)
 
@@ -61,13 +62,17 @@ def main() -> None:
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per render")
     parser.add_argument("--keep", type=Path, default=None, help="keep the run folders here")
+    parser.add_argument(
+        "overrides", nargs="*", help="more overrides for every render (e.g. a cheaper layer)"
+    )
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_ranks_"))
     rows, first = [], None
     for ranks in args.ranks:
-        base, _, error = one_pass(BASELINE, ranks, root / f"base{ranks}", args.timeout)
+        base_dir = root / f"base{ranks}"
+        base, _, error = one_pass(BASELINE, ranks, base_dir, args.timeout, args.overrides)
         run_dir = root / f"size{args.size}-ranks{ranks}"
-        peak, seconds, error = one_pass(args.size, ranks, run_dir, args.timeout)
+        peak, seconds, error = one_pass(args.size, ranks, run_dir, args.timeout, args.overrides)
         canvas = None if peak is None or base is None else (peak - base) / MB
         first = first or (canvas, run_dir)
         ratio = "" if canvas is None or not first[0] else f"{canvas / first[0]:.0%}"
