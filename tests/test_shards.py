@@ -144,7 +144,7 @@ def _gather_on_rank_0(rank: int, world: int, port: int, queue) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("world", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_owners_send_rank_0_the_tiles_it_asks_for_and_neighbours_their_halo(world):
     context = mp.get_context("spawn")
     queue = context.Queue()
