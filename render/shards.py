@@ -2,9 +2,10 @@
 
 Rank ``r`` of ``W`` owns a contiguous block of tile indices in the tiling's row-major order, so
 its region of the canvas is a band of tile rows and its border with other ranks is short. A
-rank holds only its own tiles' parameters; to blend, to take thumbnails, to start the next
-octave or to write the outputs it receives just the other ranks' tiles that it needs, by
-point-to-point messages (``exchange``), and places them into the rows it needs (``place``).
+rank holds only its own tiles' parameters; to blend, to start the next octave or to write the
+outputs it receives just the other ranks' tiles that it needs, by point-to-point messages
+(``exchange``), and places them into the rows it needs (``place``). A thumbnail of the canvas is
+the sum of each rank's shrunk share (``shrink_rows``).
 """
 
 from __future__ import annotations
