@@ -25,6 +25,7 @@ from render.checkpoints import (
 from render.errors import UserError
 from render.renderer import CONTEXT_KEY
 from render.rundir import LOCK_NAME, run_lock
+from render.strategy import TileDDPStrategy
 
 # Two octaves (64, then 112 of 4 tiles), a checkpoint every 2 of 4 steps in each.
 CHECKPOINTED = [*TINY, "checkpoint.every_n_steps=2"]
@@ -225,6 +226,19 @@ def test_a_checkpoint_of_two_processes_is_whole_only_with_each_ranks_file(tmp_pa
     found = find_resume(root)  # step=8's rank 1 never wrote its file (killed while saving)
     assert found.path == older
     assert newer.with_name("step=8.ckpt" + UNREADABLE_SUFFIX).exists()
+
+
+def test_a_checkpoint_of_two_processes_is_refused_by_one_in_one_line(tmp_path):
+    # What torchrun or srun with another process count meets (the config is unchanged).
+    path = tmp_path / "step=4.ckpt"
+    fake_checkpoint(path, 4)
+    torch.save({**torch.load(path), SHARDS_KEY: 2}, path)
+    strategy = TileDDPStrategy()
+    assert strategy.world_size == 1
+    with pytest.raises(
+        UserError, match=r"saved by 2 process\(es\).* this render has 1; resume with 2"
+    ):
+        strategy.load_checkpoint(path)
 
 
 def test_canvas_changes_are_refused_and_other_changes_logged(caplog):
