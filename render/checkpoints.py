@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 CONFIG_KEY = "render_config"
 #: What a checkpoint needs besides: the tiles (TileRenderer) and the loop position (Lightning).
 REQUIRED_KEYS = (CONFIG_KEY, "tile_store", "loops")
+#: How many processes saved a checkpoint (each its own tiles, one file each; absent: one).
+SHARDS_KEY = "tile_shards"
 #: The objective's layers, recorded beside the config keys.
 LAYERS_KEY = "objective layers"
 #: What the saved tiles are and the order they are stepped in: the network and the layers they
@@ -111,6 +113,28 @@ def checkpoint_callback(directory: Path, every_n_steps: int, keep: int) -> Model
     )
 
 
+def shard_file(path: Path, rank: int, world: int) -> Path:
+    """The file of rank ``rank`` of ``world`` in checkpoint ``path``: rank 0's is ``path`` itself
+    (Lightning's file, which it links, keeps and deletes), another's ``<path>.rank<r>-of-<W>``.
+    """
+    return path if rank == 0 else path.with_name(f"{path.name}.rank{rank}-of-{world}")
+
+
+def saved_world(path: Path) -> int:
+    """How many processes saved checkpoint ``path`` (rank 0's file records it)."""
+    saved = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    return int(saved.get(SHARDS_KEY, 1))
+
+
+def other_world(path: Any, saved: int, world: int) -> UserError:
+    """The error for resuming a checkpoint that ``saved`` processes wrote with ``world``."""
+    return UserError(
+        f"resume=true: {path} was saved by {saved} process(es), each with its own tiles, and "
+        f"this render has {world}; resume with {saved} (trainer.devices x trainer.num_nodes, "
+        f"or the launcher's processes)"
+    )
+
+
 @dataclass(frozen=True)
 class Resume:
     """The checkpoint a render resumes from: its octave (from 0), file and recorded config."""
@@ -191,13 +215,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     Every member's checksum is checked (torch's files are zip archives); the tensors are then
     mapped, not loaded: Lightning loads them when the render resumes.
     """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError):
-        raise _Unreadable("not a whole checkpoint: truncated, or not a checkpoint file") from None
-    if damaged is not None:
-        raise _Unreadable(f"damaged: {damaged} fails its checksum")
+    _check_archive(path)
     try:
         saved = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     except Exception as error:  # a damaged file fails in the zip reader, the unpickler, torch
@@ -205,7 +223,27 @@ def _read_config(path: Path) -> dict[str, Any]:
     missing = [key for key in REQUIRED_KEYS if key not in saved]
     if missing:
         raise _Unreadable(f"incomplete: it lacks {', '.join(missing)}")
+    world = int(saved.get(SHARDS_KEY, 1))
+    for rank in range(1, world):
+        shard = shard_file(path, rank, world)
+        if not shard.is_file():
+            raise _Unreadable(f"incomplete: rank {rank}'s file {shard.name} is missing")
+        _check_archive(shard)
     return saved[CONFIG_KEY]
+
+
+def _check_archive(path: Path) -> None:
+    """Raise _Unreadable unless ``path`` is a whole zip archive (torch's format) whose every
+    member passes its checksum."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        raise _Unreadable(
+            f"not a whole checkpoint: {path.name} is truncated, or not a checkpoint file"
+        ) from None
+    if damaged is not None:
+        raise _Unreadable(f"damaged: {damaged} of {path.name} fails its checksum")
 
 
 def check_resume(resume: Resume, config: Mapping[str, Any]) -> None:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def _shrink(images: Tensor, size: Sequence[int]) -> Tensor:
+def shrink(images: Tensor, size: Sequence[int]) -> Tensor:
     return F.interpolate(
         images, size=list(size), mode="bilinear", antialias=True, align_corners=False
     )
@@ -45,9 +45,10 @@ class ContextView:
 
     def refresh(self, canvas: Tensor, device: torch.device) -> None:
         """Take the thumbnail, kept on ``device``, from ``canvas`` [1, 3, H, W] (after a blend,
-        or at the start).
+        or at the start), or from a thumbnail of it already at this size (shrinking to the same
+        size changes nothing).
         """
-        self.thumbnail = _shrink(canvas, self.size).clamp_(0, 1).to(device)
+        self.thumbnail = shrink(canvas, self.size).clamp_(0, 1).to(device)
 
     def views(self, tiles: Tensor, starts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(views, corners, spans)`` of ``tiles`` [n, 3, h, w] whose top-left pixels are
@@ -58,7 +59,7 @@ class ContextView:
             raise RuntimeError("ContextView.views before refresh")
         thumb = self.thumbnail.to(tiles.dtype)
         tile, size = torch.tensor(self.tile), torch.tensor(self.size)
-        small = _shrink(tiles, (tile * self.scale).round().long().clamp(min=1).tolist())
+        small = shrink(tiles, (tile * self.scale).round().long().clamp(min=1).tolist())
         pasted = torch.tensor(small.shape[-2:])
         at = (starts * self.scale).round().long().clamp(min=0)
         at = torch.minimum(at, size - pasted)

@@ -64,6 +64,13 @@ def save_png(image: Tensor, path: Path) -> None:
         picture.save(tmp, format="PNG")
 
 
+def fit_within(size: tuple[int, int], longest: int) -> tuple[int, int]:
+    """``size`` (height, width) scaled down, if needed, so that its longer side is ``longest``."""
+    h, w = size
+    scale = min(1.0, longest / max(h, w))
+    return (h, w) if scale == 1.0 else (max(1, round(h * scale)), max(1, round(w * scale)))
+
+
 class ProgressGif:
     """Small frames of the canvas as it develops, saved as an animated GIF."""
 
@@ -75,10 +82,9 @@ class ProgressGif:
     def add(self, canvas: Tensor) -> None:
         """Append a frame of ``canvas`` ([1, 3, H, W] in [0, 1])."""
         h, w = canvas.shape[-2:]
-        scale = min(1.0, self.max_size / max(h, w))
-        if scale < 1.0:
-            size = [max(1, round(h * scale)), max(1, round(w * scale))]
-            canvas = TF.resize(canvas, size, antialias=True)
+        size = fit_within((h, w), self.max_size)
+        if size != (h, w):
+            canvas = TF.resize(canvas, list(size), antialias=True)
         self.frames.append(to_pil(canvas))
 
     def save(self, path: Path, duration_ms: int = 150) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -12,7 +13,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from render.context import ContextView
+from render import shards
+from render.checkpoints import SHARDS_KEY, other_world
+from render.context import ContextView, shrink
 from render.errors import UserError
 from render.memory import release_free_memory
 from render.models import FeatureModel
@@ -57,12 +60,16 @@ def check_finite(values: Tensor, what: str) -> None:
 
 
 class TileRenderer(pl.LightningModule):
-    """Optimises every tile of a ``TilingModule`` canvas against a feature objective.
+    """Optimises the tiles of a ``TilingModule`` canvas against a feature objective.
 
     The tiles' parameters and optimiser state live in a :class:`TileStore` (host memory with
     ``offload``); each step swaps one batch of tiles into a fresh parameter on the device,
     takes one optimiser step on it and swaps it back. ``blend`` runs
     ``TilingModule.forward`` over the decoded tiles and writes the result back.
+
+    With several processes each rank stores only the tiles it owns
+    (:func:`render.shards.owned_tiles`); a blend receives just the neighbouring ranks' tiles
+    that overlap its own (render/shards.py), and nothing gathers the whole canvas.
     """
 
     def __init__(
@@ -81,11 +88,15 @@ class TileRenderer(pl.LightningModule):
         decode_chunk: int = 8,
         state_dtype: torch.dtype | None = None,
         context: tuple[int, int] | None = None,
+        shard: tuple[int, int] = (0, 1),
+        init_top: int = 0,
     ) -> None:
         """Set up the canvas from ``init_canvas`` (pixels in [0, 1]) or seeded noise.
 
         ``context``, a canvas size smaller than this one (the first octave's): each tile is
-        also scored in its context view at that size (render/context.py).
+        also scored in its context view at that size (render/context.py). ``shard``: (rank,
+        world size) of this process (the trainer's); its tiles are set up alone, from canvas
+        rows ``init_canvas`` starting at row ``init_top`` (which need only cover them).
         """
         super().__init__()
         self.model = model
@@ -112,13 +123,19 @@ class TileRenderer(pl.LightningModule):
         self.automatic_optimization = False
         # The frozen model's weights are not part of a render's state: checkpoints leave them out.
         self.strict_loading = False
+        self.shard = shard
+        self.own = shards.owned_tiles(tiling.num_tiles(), *shard)
         if init_canvas is None:
-            params = param.init(tiling.num_tiles(), torch.Generator().manual_seed(seed))
+            generator = torch.Generator().manual_seed(seed)
+            params = shards.init_rows(param, tiling.num_tiles(), self.own, generator)
         else:
-            params = torch.empty((tiling.num_tiles(), *param.param_shape))
-            self._encode_canvas_into(init_canvas, params)
+            params = torch.empty((len(self.own), *param.param_shape))
+            self._encode_canvas_into(init_canvas, params, init_top)
         self.store = TileStore(
-            params, pin_memory=offload and torch.cuda.is_available(), state_dtype=state_dtype
+            params,
+            pin_memory=offload and torch.cuda.is_available(),
+            state_dtype=state_dtype,
+            first=self.own.start,
         )
         self.loader: TileBatches | None = None
         # Each step's objective stays on the device until it is read in bulk (see drain_scores):
@@ -131,6 +148,14 @@ class TileRenderer(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # A placeholder: each step hands the optimiser that step's batch (see training_step).
         return self.optimizer_factory([torch.zeros(1, requires_grad=True)])
+
+    def setup(self, stage: str) -> None:
+        if (self.global_rank, self.trainer.world_size) != self.shard:
+            raise UserError(
+                f"this process is rank {self.global_rank} of {self.trainer.world_size}, but its "
+                f"tiles were set up for rank {self.shard[0]} of {self.shard[1]}; launch the "
+                f"processes with trainer.strategy=ddp, torchrun or srun (not ddp_spawn)"
+            )
 
     def train_dataloader(self) -> TileBatches:
         self.loader = TileBatches(
@@ -155,7 +180,7 @@ class TileRenderer(pl.LightningModule):
         assert self.loader is not None
         self.loader.position = self.global_step
         if self.context is not None and self.context.thumbnail is None:
-            self.context.refresh(self.canvas(), self.device)
+            self.context.refresh(self.thumbnail(self.context.size), self.device)
 
     def transfer_batch_to_device(self, batch: Tensor, device: torch.device, _: int) -> Tensor:
         # Tile indices stay on the host: the store moves them without waiting for the device.
@@ -216,7 +241,7 @@ class TileRenderer(pl.LightningModule):
         """One generator per image the model sees of tiles ``idx`` (the tiles, then any context
         views); fresh ones per call, so the transforms and the canvas points draw the same.
         """
-        updates = self.store.updates[idx]
+        updates = self.store.updates_of(idx)
         generators = tile_generators(self.seed, idx, updates)
         if self.context is not None:
             generators += tile_generators(self.seed, idx, updates, context=True)
@@ -255,27 +280,29 @@ class TileRenderer(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.drain_scores()
-        self.sync_store(with_state=True)
-        check_finite(self.store.params, f"the tile parameters at step {self.global_step}")
+        self.check_finite(self.store.params, f"the tile parameters at step {self.global_step}")
         checkpoint["state_dict"] = {
             k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("model.")
         }
         checkpoint["tile_store"] = self.store.state_dict()
+        checkpoint[SHARDS_KEY] = self.shard[1]
         if self.context is not None and self.context.thumbnail is not None:
             # The thumbnail of the last blend: a resumed render sees the views it would have.
             checkpoint[CONTEXT_KEY] = self.context.thumbnail.cpu()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get(SHARDS_KEY, 1)
+        if saved != self.shard[1]:
+            raise other_world(self.trainer.ckpt_path, saved, self.shard[1])
         self.store.load_state_dict(checkpoint["tile_store"])
         if self.context is not None and CONTEXT_KEY in checkpoint:
             self.context.thumbnail = checkpoint[CONTEXT_KEY].to(self.device)
 
     def on_train_end(self) -> None:
         self.drain_scores()
-        self.sync_store(with_state=False)
 
     def finish(self) -> Tensor:
-        """After fit: every tile decoded on the host; the tile store is let go.
+        """After fit: this rank's tiles decoded on the host; the tile store is let go.
 
         The parameters and optimiser state matter only for resuming (checkpoints hold them),
         and Lightning has moved the module back to the CPU; dropping the store before the
@@ -290,35 +317,38 @@ class TileRenderer(pl.LightningModule):
 
     # --- the canvas ------------------------------------------------------------------------
 
-    def _chunks(self) -> range:
-        return range(0, self.tiling.num_tiles(), self.decode_chunk)
+    def _chunks(self) -> list[slice]:
+        """This rank's rows in chunks of ``decode_chunk`` tiles, cut where one process cuts
+        the canvas's tiles: a batched FFT of other tiles could round differently.
+        """
+        own, size = self.own, self.decode_chunk
+        cuts = [own.start, *range((own.start // size + 1) * size, own.stop, size), own.stop]
+        return [slice(a - own.start, b - own.start) for a, b in itertools.pairwise(cuts) if b > a]
 
     @torch.no_grad()
     def decode_all(self) -> Tensor:
-        """Every tile as RGB pixels ``[T, 3, h, w]``, on the store's device."""
+        """This rank's tiles as RGB pixels ``[n, 3, h, w]``, on the store's device."""
         h, w = self.param.tile_size
         rows = self.store.params
         pixels = torch.empty((rows.shape[0], 3, h, w), device=rows.device)
-        for start in self._chunks():
-            chunk = rows[start : start + self.decode_chunk].to(self.device)
-            pixels[start : start + self.decode_chunk] = self.param.decode(chunk).to(rows.device)
-        check_finite(pixels, f"the tiles at step {self.global_step}")
+        for chunk in self._chunks():
+            pixels[chunk] = self.param.decode(rows[chunk].to(self.device)).to(rows.device)
+        self.check_finite(pixels, f"the tiles at step {self.global_step}")
         return pixels
 
     @torch.no_grad()
-    def _encode_canvas_into(self, canvas: Tensor, rows: Tensor) -> None:
-        """Encode the tiles of ``canvas`` [1, 3, H, W] into ``rows``, a chunk of tiles at a time.
+    def _encode_canvas_into(self, canvas: Tensor, rows: Tensor, top: int = 0) -> None:
+        """Encode this rank's tiles of ``canvas`` [1, 3, rows, W] (canvas rows from row ``top``)
+        into ``rows``, a chunk of tiles at a time.
 
         The same tiles as ``tiling.split_into_tiles(canvas)``, without holding all of them at
         once (on a large canvas that stack is as large as the parameters).
         """
         h, w = self.param.tile_size
-        coords = self.tiling.tile_coords()
+        coords = self.tiling.tile_coords()[self.own.start : self.own.stop]
         chunks = (
-            torch.cat(
-                [canvas[:, :, y : y + h, x : x + w] for y, x in coords[i : i + self.decode_chunk]]
-            )
-            for i in range(0, len(coords), self.decode_chunk)
+            torch.cat([canvas[:, :, y - top : y - top + h, x : x + w] for y, x in coords[chunk]])
+            for chunk in self._chunks()
         )
         self._encode_into(chunks, rows, canvas.device)
 
@@ -334,20 +364,110 @@ class TileRenderer(pl.LightningModule):
     def blend(self) -> Tensor:
         """Blend the overlaps with ``TilingModule.forward``; returns the blended pixel tiles."""
         self.drain_scores()
-        self.sync_store(with_state=False)
         pixels = self.decode_all()
-        self.tiling(pixels, out=pixels)
-        self._encode_into(pixels.split(self.decode_chunk), self.store.params, self.device)
+        if self.sharded:
+            pixels = self._blend_shard(pixels)
+        else:
+            self.tiling(pixels, out=pixels)
+        chunks = (pixels[chunk] for chunk in self._chunks())
+        self._encode_into(chunks, self.store.params, self.device)
         if self.context is not None:
-            self.context.refresh(self.canvas(pixels), self.device)
+            self.context.refresh(self.thumbnail(self.context.size, pixels), self.device)
         return pixels
+
+    def _blend_shard(self, pixels: Tensor) -> Tensor:
+        """This rank's blended tiles: its rows of the canvas from its own tiles and the
+        neighbouring ranks' tiles that overlap them (a halo exchange), cut into its tiles.
+        """
+        total, world = self.tiling.num_tiles(), self.shard[1]
+        blocks = [shards.owned_tiles(total, r, world) for r in range(world)]
+        wanted = []
+        for block in blocks:
+            near = shards.neighbours(self.tiling, torch.arange(block.start, block.stop))
+            wanted.append(near[(near < block.start) | (near >= block.stop)])
+        with _peers_alive():
+            halo = shards.exchange(pixels, self.own, total, wanted, self.device)
+        top, bottom = shards.tile_rows(self.tiling, self.own)
+        own = torch.arange(self.own.start, self.own.stop)
+        band = shards.place(
+            self.tiling, [(pixels, own), (halo, wanted[self.shard[0]])], top, bottom
+        )
+        del halo
+        # In place: the band is complete before any tile is written.
+        return shards.crop_tiles(self.tiling, band, top, own, out=pixels)
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the canvas's tiles are shared among several processes."""
+        return self.shard[1] > 1
 
     @torch.no_grad()
     def canvas(self, pixels: Tensor | None = None, border: int | None = None) -> Tensor:
-        """The full image ``[1, 3, H, W]``: ``rebuild_with_masks`` of the decoded tiles."""
+        """The full image ``[1, 3, H, W]``: ``rebuild_with_masks`` of the decoded tiles, every
+        tile of the canvas (with several processes, see :meth:`canvas_rows` and :meth:`fetch`).
+        """
         if pixels is None:
             pixels = self.decode_all()
+        if len(pixels) != self.tiling.num_tiles():
+            raise RuntimeError(f"canvas of {len(pixels)} of {self.tiling.num_tiles()} tiles")
         return self.tiling.rebuild_with_masks(pixels, border=border).clamp_(0, 1)
+
+    @torch.no_grad()
+    def thumbnail(self, size: tuple[int, int], pixels: Tensor | None = None) -> Tensor:
+        """The canvas shrunk to ``size`` ``[1, 3, *size]`` in [0, 1], on every rank (a
+        collective): each rank shrinks its own tiles' share of the canvas and the shares are
+        summed (the shrink is linear).
+        """
+        if pixels is None:
+            pixels = self.decode_all()
+        height, width = self.tiling._base_size
+        if not self.sharded:
+            canvas = self.canvas(pixels)
+            return canvas if tuple(size) == (height, width) else shrink(canvas, size).clamp_(0, 1)
+        top, bottom = shards.tile_rows(self.tiling, self.own)
+        own = torch.arange(self.own.start, self.own.stop)
+        band = shards.place(self.tiling, [(pixels, own)], top, bottom)
+        small = shards.shrink_rows(band, top, height, size).to(self.device)
+        with _peers_alive():
+            dist.all_reduce(small)
+        return small.clamp_(0, 1)
+
+    @torch.no_grad()
+    def canvas_rows(self, pixels: Tensor, rows: list[tuple[int, int]]) -> Tensor:
+        """Canvas rows ``[top, bottom) = rows[rank]`` ``[1, 3, bottom - top, W]`` in [0, 1] (a
+        collective: each rank receives the tiles over its rows from their owners).
+        """
+        total, world, rank = self.tiling.num_tiles(), self.shard[1], self.shard[0]
+        wanted = []
+        for r, (top, bottom) in enumerate(rows):
+            block = shards.owned_tiles(total, r, world)
+            near = shards.tiles_in_rows(self.tiling, top, bottom)
+            wanted.append(near[(near < block.start) | (near >= block.stop)])
+        with _peers_alive():
+            received = shards.exchange(pixels, self.own, total, wanted, self.device)
+        top, bottom = rows[rank]
+        own = shards.tiles_in_rows(self.tiling, top, bottom)
+        own = own[(own >= self.own.start) & (own < self.own.stop)]
+        band = shards.place(
+            self.tiling,
+            [(pixels[own - self.own.start], own), (received, wanted[rank])],
+            top,
+            bottom,
+        )
+        return band.clamp_(0, 1)
+
+    @torch.no_grad()
+    def fetch(self, pixels: Tensor, idx: Tensor) -> Tensor | None:
+        """Tiles ``idx`` (sorted) of this canvas on rank 0, None on the others (a collective:
+        each owner sends rank 0 its tiles among ``idx``; ``pixels`` are this rank's tiles).
+        """
+        if not self.sharded:
+            return pixels[idx]
+        nothing = idx.new_empty(0)
+        wanted = [idx if r == 0 else nothing for r in range(self.shard[1])]
+        with _peers_alive():
+            tiles = shards.exchange(pixels, self.own, self.tiling.num_tiles(), wanted, self.device)
+        return tiles if self.shard[0] == 0 else None
 
     # --- several processes -----------------------------------------------------------------
 
@@ -367,16 +487,17 @@ class TileRenderer(pl.LightningModule):
         first = int(agreed.item())
         return None if first == _NO_FAILURE else divmod(first, world)
 
-    def sync_store(self, with_state: bool) -> None:
-        """Give every rank the rows the other ranks optimised (a no-op in one process)."""
-        if not _distributed():
-            return
-        tensors = [self.store.params]
-        if with_state:
-            tensors += [*self.store.state.values(), self.store.updates]
-        with _peers_alive():
-            for rows in tensors:
-                _all_gather_shards(rows, self.device)
+    def check_finite(self, values: Tensor, what: str) -> None:
+        """:func:`check_finite` of this rank's ``values``, agreed by every rank: a rank whose
+        tiles went non-finite stops them all together.
+        """
+        try:
+            check_finite(values, what)
+        except NonFiniteError:
+            if self._first_failure(0) is not None:
+                raise
+        if self._first_failure(None) is not None:
+            raise _nonfinite(f"{what} on another rank")
 
 
 def _distributed() -> bool:
@@ -395,19 +516,3 @@ def _peers_alive() -> Iterator[None]:
             f"another process of this render ended ({reason or type(error).__name__}); every "
             f"process stops, nothing more is written and the last checkpoint is intact"
         ) from error
-
-
-def _all_gather_shards(rows: Tensor, device: torch.device) -> None:
-    """In place: rows ``r::world`` of every rank's ``rows`` come from rank ``r``."""
-    world, rank = dist.get_world_size(), dist.get_rank()
-    total = rows.shape[0]
-    longest = (total + world - 1) // world
-    # Collectives need equal sizes (pad short shards) and, with NCCL, device tensors.
-    mine = torch.zeros((longest, *rows.shape[1:]), dtype=rows.dtype, device=device)
-    own = rows[rank::world]
-    mine[: own.shape[0]] = own.to(device)
-    gathered = [torch.empty_like(mine) for _ in range(world)]
-    dist.all_gather(gathered, mine)
-    for r, shard in enumerate(gathered):
-        count = len(range(r, total, world))
-        rows[r::world] = shard[:count].to(rows.device)

@@ -6,7 +6,8 @@ import logging
 import signal
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -18,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, Logger
 from torch import Tensor
 
-from render import batching
+from render import batching, shards
 from render.budget import check_memory
 from render.callbacks import BlendCallback
 from render.checkpoints import (
@@ -160,7 +161,7 @@ def make_trainer(
         if steps is None:
             raise UserError("trainer.max_steps is not set and no step budget was planned")
         kwargs["max_steps"] = steps
-    callbacks: list[pl.Callback] = [BlendCallback(cfg.render.blend_every, gif.add)]
+    callbacks: list[pl.Callback] = [BlendCallback(cfg.render.blend_every, gif.add, gif.max_size)]
     callbacks += list(extra_callbacks)
     if kwargs.get("enable_progress_bar", True):
         callbacks.append(OctaveProgressBar(label))
@@ -201,9 +202,13 @@ def make_renderer(
     seed: int,
     init_canvas: Tensor | None,
     context: tuple[int, int] | None = None,
+    shard: tuple[int, int] = (0, 1),
+    init_top: int = 0,
 ) -> TileRenderer:
     """The Lightning module for one canvas, with the config's transforms and optimiser;
-    ``context``: the first octave's canvas size, for context views (render/context.py).
+    ``context``: the first octave's canvas size, for context views (render/context.py);
+    ``shard``: (rank, world size) of this process; ``init_canvas``: canvas rows from
+    ``init_top`` that cover this rank's tiles.
     """
     return TileRenderer(
         model=model,
@@ -219,6 +224,8 @@ def make_renderer(
         decode_chunk=cfg.render.decode_chunk,
         state_dtype=state_dtype(cfg.render.state_dtype),
         context=context,
+        shard=shard,
+        init_top=init_top,
     )
 
 
@@ -229,17 +236,13 @@ def state_dtype(name: str) -> torch.dtype:
     return STATE_DTYPES[name]
 
 
-def upsample(canvas: Tensor, size: tuple[int, int]) -> Tensor:
-    """The previous octave's canvas at the next octave's size."""
-    return TF.resize(canvas, list(size), antialias=True).clamp(0, 1)
-
-
 def next_octave_canvas(
     canvas: Tensor,
     size: tuple[int, int],
     photo: Tensor | None = None,
     next_photo: Tensor | None = None,
     headroom: float = 0.0,
+    resize: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """The start of the next octave: the canvas upsampled, or, when ``photo`` is given (the
     start of the octave that made ``canvas``), the classic DeepDream step: the detail this
@@ -248,15 +251,52 @@ def next_octave_canvas(
     ``headroom`` maps the result into ``[headroom, 1 - headroom]``: a saturated pixel encodes
     to a pre-sigmoid value whose gradient is nearly zero, so the next octave could not add
     detail there.
+
+    ``resize`` (the whole canvas to ``size`` unless given) enlarges ``canvas``: with several
+    processes, rows of it to this rank's rows of the next canvas (``next_photo`` then holds
+    just those rows).
     """
     if not 0 <= headroom < 0.5:
         raise UserError(f"render.octave_headroom must be in [0, 0.5), got {headroom}")
+    if resize is None:
+        resize = partial(TF.resize, size=list(size), antialias=True)
     if photo is None or next_photo is None:
-        start = upsample(canvas, size)
+        start = resize(canvas).clamp(0, 1)
     else:
-        detail = TF.resize(canvas - photo, list(size), antialias=True)
-        start = (next_photo + detail).clamp(0, 1)
+        start = (next_photo + resize(canvas - photo)).clamp(0, 1)
     return start.mul_(1 - 2 * headroom).add_(headroom) if headroom else start
+
+
+def next_octave_rows(
+    module: TileRenderer,
+    pixels: Tensor,
+    tiling: TilingModule,
+    shard: tuple[int, int],
+    photo: Tensor | None,
+    next_photo: Tensor | None,
+    headroom: float,
+) -> tuple[int, Tensor]:
+    """``(top, rows)``: the rows of the next octave's start (:func:`next_octave_canvas`) that
+    cover this rank's tiles of ``tiling``, from ``module``'s canvas, whose own tiles are
+    ``pixels`` (a collective: each rank receives the tiles over the rows it enlarges).
+    """
+    rank, world = shard
+    size_in = (module.tiling._base_size[0], module.tiling._base_size[1])
+    size = (tiling._base_size[0], tiling._base_size[1])
+    blocks = [shards.owned_tiles(tiling.num_tiles(), r, world) for r in range(world)]
+    targets = [shards.tile_rows(tiling, block) for block in blocks]
+    sources = [shards.source_rows(rows, size_in[0], size[0]) for rows in targets]
+    band = module.canvas_rows(pixels, sources)
+    (top, bottom), (source_top, source_bottom) = targets[rank], sources[rank]
+    rows = range(top, bottom)
+    resize = partial(
+        shards.upsample_rows, top=source_top, size_in=size_in, size_out=size, rows=rows
+    )
+    if photo is not None:
+        photo = photo[:, :, source_top:source_bottom]
+    if next_photo is not None:
+        next_photo = next_photo[:, :, top:bottom]
+    return top, next_octave_canvas(band, size, photo, next_photo, headroom, resize)
 
 
 def world_size(trainer: DictConfig) -> int:
@@ -400,7 +440,8 @@ def _render(
             f"{ckpt_root} holds the checkpoints of an earlier render; add resume=true to "
             f"continue it, or give another hydra.run.dir (or delete that folder) to start afresh"
         )
-    canvas: Tensor | None = None
+    canvas: Tensor | None = None  # the last octave's canvas (one process)
+    previous: tuple[TileRenderer, Tensor] | None = None  # its module and own tiles (several)
     photo: Tensor | None = None
     for octave in plan:
         size = octave.size
@@ -410,27 +451,6 @@ def _render(
         param = build(cfg.param, tile_size=tuple(tile))
         check_memory(tiling, param, size, cfg, state_dtype(settings.state_dtype))
         next_photo = init.canvas(size) if settings.carry_detail else None
-        if octave.index == start and ckpt is not None:
-            init_canvas = None  # the checkpoint brings the canvas
-        elif octave.index == 0:
-            init_canvas = init.canvas(size)
-        else:
-            assert canvas is not None
-            init_canvas = next_octave_canvas(
-                canvas, size, photo, next_photo, settings.octave_headroom
-            )
-        canvas = None
-        module = make_renderer(
-            cfg,
-            model,
-            objective,
-            tiling,
-            param,
-            seed=cfg.seed + octave.index,
-            init_canvas=init_canvas,
-            context=plan[0].size if octave.views > 1 else None,
-        )
-        del init_canvas
         label = f"octave {octave.index + 1}/{len(plan)}"
         ckpt_dir = octave_dir(ckpt_root, octave.index, len(plan))
         trainer = make_trainer(
@@ -448,14 +468,52 @@ def _render(
                 StopOnSignal(stop, ckpt_dir, octave.index, len(plan)),
             ],
         )
+        # The launcher's environment names the rank before the processes meet.
+        shard = (trainer.global_rank, trainer.world_size)
+        init_top = 0
+        if octave.index == start and ckpt is not None:
+            init_canvas = None  # the checkpoint brings the canvas
+        elif octave.index == 0:
+            init_canvas = init.canvas(size)
+        elif previous is not None:
+            init_top, init_canvas = next_octave_rows(
+                *previous, tiling, shard, photo, next_photo, settings.octave_headroom
+            )
+        else:
+            assert canvas is not None
+            init_canvas = next_octave_canvas(
+                canvas, size, photo, next_photo, settings.octave_headroom
+            )
+        canvas = previous = None
+        module = make_renderer(
+            cfg,
+            model,
+            objective,
+            tiling,
+            param,
+            seed=cfg.seed + octave.index,
+            init_canvas=init_canvas,
+            context=plan[0].size if octave.views > 1 else None,
+            shard=shard,
+            init_top=init_top,
+        )
+        del init_canvas
         trainer.fit(module, ckpt_path=str(ckpt) if octave.index == start and ckpt else None)
         pixels = module.finish()
         if octave.index + 1 < len(plan):
-            canvas = module.canvas(pixels)
+            if module.sharded:
+                previous = (module, pixels)
+            else:
+                canvas = module.canvas(pixels)
             # The photo at this octave's size: the next octave adds the detail dreamed here
             # (canvas - photo) to the photo at its own size (carry_detail only).
             photo = next_photo
             del module, pixels
+    if module.sharded:
+        # Rank 0 gathers every tile, as before the canvas was sharded, until the outputs are
+        # written in strips (render/strips.py) from module.fetch.
+        every = module.fetch(pixels, torch.arange(module.tiling.num_tiles()))
+        pixels = every if every is not None else pixels[:0]
     if trainer.is_global_zero:
         write_outputs(tiling, lambda idx: pixels[idx], run_dir, settings.border, gif, cfg.output)
     if stop.signum:

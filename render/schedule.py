@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from render.shards import owned_tiles
+
 
 def _generator(stream: int, seed: int, a: int, b: int) -> torch.Generator:
     """A CPU generator determined by its four integers and nothing else."""
@@ -47,17 +49,18 @@ class TileBatches:
 
     Batch ``k`` is a pure function of (seed, rank, k); the position is the only state, so a
     resumed render continues with exactly the batches it would have had. An epoch is split
-    into batches of nearly equal size (9 tiles at 8 per step: 5 + 4, not 8 + 1). Tiles are
-    sharded across ranks by index (rank r owns r, r + W, ...); every rank yields the same
-    number of batches per epoch so that ranks stay in step (a tiny shard may yield an empty
-    batch).
+    into batches of nearly equal size (9 tiles at 8 per step: 5 + 4, not 8 + 1). Each rank
+    visits the block of tiles it owns (:func:`render.shards.owned_tiles`); every rank yields
+    the same number of batches per epoch so that ranks stay in step (a tiny shard may yield an
+    empty batch).
     """
 
     def __init__(
         self, num_tiles: int, tiles_per_step: int, seed: int, rank: int = 0, world_size: int = 1
     ) -> None:
         """Shard ``num_tiles`` for ``rank`` of ``world_size`` and batch it by ``tiles_per_step``."""
-        self.shard = torch.arange(rank, num_tiles, world_size)
+        tiles = owned_tiles(num_tiles, rank, world_size)
+        self.shard = torch.arange(tiles.start, tiles.stop)
         self.tiles_per_step = min(tiles_per_step, math.ceil(num_tiles / world_size))
         self.batches_per_epoch = math.ceil(math.ceil(num_tiles / world_size) / self.tiles_per_step)
         self.seed, self.rank = seed, rank

@@ -1,4 +1,4 @@
-"""Per-tile parameters and optimiser state: the whole canvas, of which one batch is active.
+"""Per-tile parameters and optimiser state: a rank's tiles of the canvas, one batch active.
 
 The store may live in host memory while the active batch lives on the accelerator: only rows
 of the store move per step, so peak device memory depends on the batch, not on the canvas.
@@ -13,7 +13,9 @@ from torch import Tensor, nn
 
 
 class TileStore:
-    """Rows of parameters ``[T, *param_shape]`` plus per-tile optimiser state.
+    """Rows of parameters ``[n, *param_shape]`` of tiles ``first .. first + n - 1`` (a rank's
+    own block; all tiles in one process) plus per-tile optimiser state. Tile indices given to
+    its methods are the canvas's.
 
     A torch optimiser steps one batch at a time: :meth:`swap_in` builds a fresh parameter from
     the batch's rows and hands the optimiser exactly those rows' state; :meth:`swap_out` writes
@@ -21,9 +23,14 @@ class TileStore:
     """
 
     def __init__(
-        self, params: Tensor, pin_memory: bool = False, state_dtype: torch.dtype | None = None
+        self,
+        params: Tensor,
+        pin_memory: bool = False,
+        state_dtype: torch.dtype | None = None,
+        first: int = 0,
     ) -> None:
-        """Own ``params`` (one row per tile); ``pin_memory`` speeds host-to-device copies.
+        """Own ``params`` (one row per tile, from tile ``first``); ``pin_memory`` speeds
+        host-to-device copies.
 
         ``state_dtype`` stores the optimiser's per-element state of idle tiles more compactly
         (bfloat16 halves it); the optimiser still steps in the parameters' dtype.
@@ -31,6 +38,7 @@ class TileStore:
         self.params = params.pin_memory() if pin_memory else params
         self.pin_memory = pin_memory
         self.state_dtype = state_dtype or params.dtype
+        self.first = first
         # Tensor state shaped like a parameter row ([T, ...]) or one scalar per tile ([T]); the
         # scalars stay where the optimiser keeps them (plain Adam: the CPU; fused Adam: the
         # device), so a step never copies one back to the host.
@@ -45,6 +53,15 @@ class TileStore:
         """Number of tiles (rows)."""
         return self.params.shape[0]
 
+    @property
+    def tiles(self) -> range:
+        """The tile indices this store holds."""
+        return range(self.first, self.first + self.num_tiles)
+
+    def updates_of(self, idx: Tensor) -> Tensor:
+        """Optimiser steps taken by tiles ``idx``."""
+        return self.updates[idx - self.first]
+
     def _gather(self, rows: Tensor, index: Indices, device: torch.device) -> Tensor:
         batch = rows[index.on(rows)]
         if self.pin_memory and device.type == "cuda":
@@ -56,6 +73,7 @@ class TileStore:
 
         Nothing here waits for the device (unless the rows are offloaded to the host).
         """
+        idx = idx - self.first
         counts = self.updates[idx]
         if not torch.equal(counts, counts[:1].expand_as(counts)):
             raise RuntimeError(f"tiles {idx.tolist()} of one batch have taken different steps")
@@ -76,6 +94,7 @@ class TileStore:
         With offloaded rows the write-back to the host waits for the step to finish: the one
         sync per step that a canvas larger than the device costs.
         """
+        idx = idx - self.first
         index = Indices(idx)
         self.params[index.on(self.params)] = param.detach().to(self.params.device)
         self.updates[idx] += 1
@@ -112,6 +131,7 @@ class TileStore:
         devices = {key: str(device) for key, device in self.scalar_devices.items()}
         return {
             "params": self.params,
+            "first": self.first,
             "state": self.state,
             "scalar_devices": devices,
             "updates": self.updates,
@@ -119,10 +139,12 @@ class TileStore:
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`, keeping this store's device and pinning."""
-        if saved["params"].shape != self.params.shape:
+        held = range(saved.get("first", 0), saved.get("first", 0) + saved["params"].shape[0])
+        if saved["params"].shape[1:] != self.params.shape[1:] or held != self.tiles:
             raise RuntimeError(
-                f"checkpoint holds tiles of shape {list(saved['params'].shape)}, this render "
-                f"needs {list(self.params.shape)}"
+                f"checkpoint holds tiles {held.start}..{held.stop - 1} of shape "
+                f"{list(saved['params'].shape[1:])}, this store needs tiles "
+                f"{self.first}..{self.tiles.stop - 1} of shape {list(self.params.shape[1:])}"
             )
         self.params.copy_(saved["params"])
         self.scalar_devices = {

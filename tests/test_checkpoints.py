@@ -12,10 +12,20 @@ import pytest
 import torch
 from conftest import RENDER, ROOT, TINY, run_render
 
-from render.checkpoints import CONFIG_KEY, UNREADABLE_SUFFIX, Resume, check_resume, find_resume
+from render.checkpoints import (
+    CONFIG_KEY,
+    SHARDS_KEY,
+    UNREADABLE_SUFFIX,
+    Resume,
+    check_resume,
+    find_resume,
+    saved_world,
+    shard_file,
+)
 from render.errors import UserError
 from render.renderer import CONTEXT_KEY
 from render.rundir import LOCK_NAME, run_lock
+from render.strategy import TileDDPStrategy
 
 # Two octaves (64, then 112 of 4 tiles), a checkpoint every 2 of 4 steps in each.
 CHECKPOINTED = [*TINY, "checkpoint.every_n_steps=2"]
@@ -198,6 +208,37 @@ def test_the_newest_intact_checkpoint_is_found_and_damaged_ones_set_aside(tmp_pa
     assert not newest.exists()
     assert newest.with_name("step=10.ckpt" + UNREADABLE_SUFFIX).exists()
     assert find_resume(tmp_path / "none") is None
+
+
+def test_a_checkpoint_of_two_processes_is_whole_only_with_each_ranks_file(tmp_path):
+    root = tmp_path / "checkpoints"
+    older, newer = root / "step=4.ckpt", root / "step=8.ckpt"
+    for path in (older, newer):
+        fake_checkpoint(path, int(path.stem[5:]))
+        torch.save({**torch.load(path), SHARDS_KEY: 2}, path)
+    fake_checkpoint(shard_file(older, 1, 2), 4)
+    assert (
+        shard_file(older, 0, 2) == older
+        and shard_file(older, 1, 2).name == "step=4.ckpt.rank1-of-2"
+    )
+    assert saved_world(newer) == 2
+
+    found = find_resume(root)  # step=8's rank 1 never wrote its file (killed while saving)
+    assert found.path == older
+    assert newer.with_name("step=8.ckpt" + UNREADABLE_SUFFIX).exists()
+
+
+def test_a_checkpoint_of_two_processes_is_refused_by_one_in_one_line(tmp_path):
+    # What torchrun or srun with another process count meets (the config is unchanged).
+    path = tmp_path / "step=4.ckpt"
+    fake_checkpoint(path, 4)
+    torch.save({**torch.load(path), SHARDS_KEY: 2}, path)
+    strategy = TileDDPStrategy()
+    assert strategy.world_size == 1
+    with pytest.raises(
+        UserError, match=r"saved by 2 process\(es\).* this render has 1; resume with 2"
+    ):
+        strategy.load_checkpoint(path)
 
 
 def test_canvas_changes_are_refused_and_other_changes_logged(caplog):

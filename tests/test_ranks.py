@@ -2,13 +2,14 @@
 
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
-from conftest import RENDER, ROOT
+from conftest import RENDER, ROOT, run_render
 from PIL import Image
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -91,3 +92,55 @@ def test_one_and_two_processes_render_the_same_picture(tmp_path):
     assert psnr(one, two) > 40, f"PSNR {psnr(one, two):.1f} dB"
     # A picture, not a flat canvas on which any two renders would agree.
     assert one.std() > 8  # the starting noise: below 1
+
+
+# Two octaves (64 then 160) with a checkpoint every 4 steps, on 2 processes.
+RESUMABLE = [
+    "tiling.base_size=[160,160]",
+    "tiling.tile_size=[64,64]",
+    "render.tiles_per_step=2",
+    "render.blend_every=3",
+    "render.octaves=2",
+    "objective.layer=blocks.2.0",
+    "objective.channel=3",
+    "trainer.accelerator=cpu",
+    "trainer.max_steps=12",
+    "checkpoint.every_n_steps=4",
+]
+
+
+@pytest.mark.slow
+def test_two_processes_killed_resume_to_the_same_picture_and_another_count_is_refused(
+    tmp_path,
+):
+    ddp = ["trainer.devices=2", "trainer.strategy=ddp"]
+    run_render(*RESUMABLE, *ddp, f"hydra.run.dir={tmp_path / 'whole'}")
+    run_dir = tmp_path / "killed"
+    # Its own session: kill -9 reaches the launcher and the process it started.
+    process = subprocess.Popen(
+        [sys.executable, RENDER, *RESUMABLE, *ddp, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    octave2 = run_dir / "checkpoints" / "octave2"
+    deadline = time.monotonic() + 300
+    while not list(octave2.glob("step=*.ckpt.rank1-of-2")) and time.monotonic() < deadline:
+        assert process.poll() is None, "the render ended before its second octave's checkpoint"
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (run_dir / "render.png").exists(), "killed mid-render"
+    # Each rank saved its own tiles: rank 1's file beside Lightning's (rank 0's).
+    saved = sorted(p.name for p in octave2.iterdir())
+    assert "step=4.ckpt" in saved and "step=4.ckpt.rank1-of-2" in saved, saved
+
+    refused = run_render(*RESUMABLE, "resume=true", f"hydra.run.dir={run_dir}", check=False)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert refused.returncode == 2 and len(errors) == 1, refused.stderr[-2000:]
+    assert "trainer.devices is 2 there, 1 here" in errors[0]
+
+    run_render(*RESUMABLE, *ddp, "resume=true", f"hydra.run.dir={run_dir}")
+    whole = (tmp_path / "whole" / "render.png").read_bytes()
+    assert (run_dir / "render.png").read_bytes() == whole

@@ -129,10 +129,10 @@ def test_each_epoch_visits_every_tile_once_and_batches_are_seeded():
     assert [other.batch(k).tolist() for k in range(4)] != epoch
     shards = [TileBatches(10, 3, seed=5, rank=r, world_size=3) for r in range(3)]
     assert {len(s) for s in shards} == {2}, "ranks stay in step"
-    seen = sorted(i for s in shards for k in range(2) for i in s.batch(k).tolist())
-    assert seen == list(range(10))
-    tiny = TileBatches(3, 1, seed=5, rank=1, world_size=2)
-    assert [tiny.batch(k).tolist() for k in range(len(tiny))] == [[1], []]
+    seen = [sorted(i for k in range(2) for i in s.batch(k).tolist()) for s in shards]
+    assert seen == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]], "each rank its own block of tiles"
+    tiny = TileBatches(3, 1, seed=5, rank=0, world_size=2)
+    assert [tiny.batch(k).tolist() for k in range(len(tiny))] == [[0], []]
 
 
 class EmptyBatches(TileBatches):

@@ -1,0 +1,252 @@
+"""A canvas sharded over ranks: which tiles each rank owns, and the tiles ranks exchange.
+
+Rank ``r`` of ``W`` owns a contiguous block of tile indices in the tiling's row-major order, so
+its region of the canvas is a band of tile rows and its border with other ranks is short. A
+rank holds only its own tiles' parameters; to blend, to start the next octave or to write the
+outputs it receives just the other ranks' tiles that it needs, by point-to-point messages
+(``exchange``), and places them into the rows it needs (``place``). A thumbnail of the canvas is
+the sum of each rank's shrunk share (``shrink_rows``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+import torchvision.transforms.v2.functional as TF
+from torch import Tensor
+
+from render.context import shrink
+from render.params import Parameterization
+from tiling import TilingModule
+
+
+def owned_tiles(num_tiles: int, rank: int, world: int) -> range:
+    """Tile indices that rank ``rank`` of ``world`` owns: a contiguous block, sizes within 1."""
+    return range(rank * num_tiles // world, (rank + 1) * num_tiles // world)
+
+
+def tile_owners(num_tiles: int, world: int) -> Tensor:
+    """The owning rank of every tile (a CPU LongTensor ``[num_tiles]``)."""
+    owners = torch.empty(num_tiles, dtype=torch.int64)
+    for rank in range(world):
+        tiles = owned_tiles(num_tiles, rank, world)
+        owners[tiles.start : tiles.stop] = rank
+    return owners
+
+
+def init_rows(
+    param: Parameterization, num_tiles: int, tiles: range, generator: torch.Generator
+) -> Tensor:
+    """Rows ``tiles`` of ``param.init(num_tiles, generator)``, without drawing the others' rows
+    into memory.
+
+    The noise is drawn in blocks of whole tiles, each block a multiple of 16 numbers and the
+    last one at least 16 (torch's CPU ``randn`` transforms its uniforms 16 at a time and
+    redraws a short tail), so the blocks make exactly the numbers of one draw: a rank skips
+    the blocks before its own and stops after its last; every rank's tiles, and a one-process
+    render's, are the same bits.
+    """
+    row = math.prod(param.param_shape)
+    per_block = 16 // math.gcd(row, 16)
+    block = per_block * max(1, 16 // per_block)
+    starts = list(range(0, num_tiles, block))
+    if len(starts) > 1 and num_tiles - starts[-1] < block:
+        starts.pop()  # the last block takes the short tail
+    rows = torch.empty((len(tiles), *param.param_shape))
+    for start, stop in zip(starts, [*starts[1:], num_tiles], strict=True):
+        if start >= tiles.stop:
+            break
+        drawn = param.init(stop - start, generator)
+        lo, hi = max(start, tiles.start), min(stop, tiles.stop)
+        if lo < hi:
+            rows[lo - tiles.start : hi - tiles.start] = drawn[lo - start : hi - start]
+    return rows
+
+
+def _axis_overlaps(starts: list[int], tile: int) -> Tensor:
+    """``[n, n]``: whether tiles at ``starts`` (one axis) share a pixel."""
+    s = torch.tensor(starts)
+    return (s[:, None] < s[None, :] + tile) & (s[None, :] < s[:, None] + tile)
+
+
+def neighbours(tiling: TilingModule, tiles: Tensor) -> Tensor:
+    """Tiles (sorted indices) that share a pixel with any of ``tiles``, these included."""
+    rows, cols = tiling.tiling_pattern()
+    th, tw = tiling._tile_size
+    grid = torch.zeros(rows * cols)
+    grid[tiles] = 1
+    near_y = _axis_overlaps(tiling._starts_y, th).float()
+    near_x = _axis_overlaps(tiling._starts_x, tw).float()
+    touched = near_y @ grid.view(rows, cols) @ near_x
+    return touched.flatten().nonzero().flatten()
+
+
+def tiles_in_rows(tiling: TilingModule, top: int, bottom: int) -> Tensor:
+    """Tiles (sorted indices) that cover any canvas row in ``[top, bottom)``."""
+    th = tiling._tile_size[0]
+    cols = tiling.tiling_pattern()[1]
+    rows = [i for i, y in enumerate(tiling._starts_y) if y < bottom and top < y + th]
+    return torch.tensor([i * cols + j for i in rows for j in range(cols)], dtype=torch.int64)
+
+
+def tile_rows(tiling: TilingModule, tiles: range) -> tuple[int, int]:
+    """``(top, bottom)``: the canvas rows that tiles ``tiles`` (a block) cover."""
+    if len(tiles) == 0:
+        return (0, 0)
+    cols = tiling.tiling_pattern()[1]
+    return (
+        tiling._starts_y[tiles.start // cols],
+        tiling._starts_y[(tiles.stop - 1) // cols] + tiling._tile_size[0],
+    )
+
+
+def _scatter_order(slices: list[list[int]], count: int) -> list[int]:
+    """For each tile along one axis, the position of its set among ``TilingModule``'s scatter
+    sets (``[first, count, index_step, ...]``), the order in which it blends them.
+    """
+    order = [0] * count
+    for position, (first, members, step, _, _) in enumerate(slices):
+        for m in range(members):
+            order[first + m * step] = position
+    return order
+
+
+def place(
+    tiling: TilingModule, parts: list[tuple[Tensor, Tensor]], top: int, bottom: int
+) -> Tensor:
+    """Canvas rows ``[top, bottom)`` ``[1, c, bottom - top, W]`` of the tiles in ``parts``
+    (pairs of pixel tiles and their indices) alone, each weighted by its blend mask:
+    ``rebuild_with_masks`` restricted to those rows and tiles.
+
+    Rows where every covering tile is in ``parts`` equal the blended canvas there, bit for
+    bit: tiles are added in the order ``TilingModule`` adds them, with the same weights.
+    """
+    cols = tiling.tiling_pattern()[1]
+    th, tw = tiling._tile_size
+    like = parts[0][0]
+    dtype = tiling._accumulation_dtype(like.dtype)
+    wy, wx = tiling._weights(dtype, like.device)
+    band = torch.zeros(
+        (1, like.shape[1], bottom - top, tiling._base_size[1]), dtype=dtype, device=like.device
+    )
+    order_y = _scatter_order(tiling._scatter_y, len(tiling._starts_y))
+    order_x = _scatter_order(tiling._scatter_x, cols)
+    placed = []
+    for tiles, idx in parts:
+        for n, k in enumerate(idx.tolist()):
+            i, j = divmod(k, cols)
+            lo, hi = max(tiling._starts_y[i], top), min(tiling._starts_y[i] + th, bottom)
+            if lo < hi:
+                placed.append(((order_y[i], order_x[j]), i, j, lo, hi, tiles[n]))
+    placed.sort(key=lambda p: p[0])
+    for _, i, j, lo, hi, tile in placed:
+        y, x = tiling._starts_y[i], tiling._starts_x[j]
+        mask = torch.outer(wy[i, lo - y : hi - y], wx[j])
+        band[0, :, lo - top : hi - top, x : x + tw].addcmul_(tile[:, lo - y : hi - y], mask)
+    return band.to(like.dtype)
+
+
+def crop_tiles(
+    tiling: TilingModule, band: Tensor, top: int, idx: Tensor, out: Tensor | None = None
+) -> Tensor:
+    """The tiles ``idx`` ``[n, c, h, w]`` cut from canvas rows ``band`` that start at ``top``,
+    into ``out`` when given.
+    """
+    cols = tiling.tiling_pattern()[1]
+    th, tw = tiling._tile_size
+    if out is None:
+        out = band.new_empty((len(idx), band.shape[1], th, tw))
+    for n, k in enumerate(idx.tolist()):
+        i, j = divmod(k, cols)
+        y, x = tiling._starts_y[i] - top, tiling._starts_x[j]
+        out[n] = band[0, :, y : y + th, x : x + tw]
+    return out
+
+
+def shrink_rows(band: Tensor, top: int, height: int, size: tuple[int, int]) -> Tensor:
+    """The contribution of canvas rows ``band`` (from row ``top`` of a canvas ``height`` rows
+    high, zero elsewhere) to the canvas shrunk to ``size`` (bilinear, antialiased).
+
+    The shrink is linear, so the contributions of the ranks' rows sum to the shrunk canvas.
+    Each column block is padded to the full height one at a time, never the whole band.
+    """
+    out = band.new_zeros((1, band.shape[1], size[0], size[1]))
+    if band.shape[2] == 0:  # a rank without tiles
+        return out
+    narrow = shrink(band, (band.shape[2], size[1]))
+    width = max(1, 2**22 // max(height, 1))
+    for left in range(0, size[1], width):
+        block = narrow[:, :, :, left : left + width]
+        padded = block.new_zeros((1, block.shape[1], height, block.shape[3]))
+        padded[:, :, top : top + block.shape[2]] = block
+        out[:, :, :, left : left + width] = shrink(padded, (size[0], block.shape[3]))
+    return out
+
+
+def source_rows(rows: tuple[int, int], size_in: int, size_out: int) -> tuple[int, int]:
+    """Rows of a canvas ``size_in`` high that bilinear upsampling to ``size_out`` reads to make
+    output rows ``[rows[0], rows[1])``.
+    """
+    scale = size_in / size_out
+    lo = math.floor((rows[0] + 0.5) * scale - 0.5) - 1
+    hi = math.floor((rows[1] - 0.5) * scale - 0.5) + 3
+    return (max(lo, 0), min(hi, size_in))
+
+
+def upsample_rows(
+    band: Tensor, top: int, size_in: tuple[int, int], size_out: tuple[int, int], rows: range
+) -> Tensor:
+    """Rows ``rows`` of the canvas ``size_in`` upsampled to ``size_out`` (bilinear, as
+    ``TF.resize(antialias=True)`` upsamples), from the canvas rows ``band`` that start at ``top``
+    and cover :func:`source_rows`.
+    """
+    if size_out[0] < size_in[0] or size_out[1] < size_in[1]:
+        raise ValueError(f"upsample_rows enlarges, got {list(size_in)} -> {list(size_out)}")
+    wide = TF.resize(band, [band.shape[2], size_out[1]], antialias=True)
+    y = torch.arange(rows.start, rows.stop, dtype=torch.float64)
+    source = ((y + 0.5) * (size_in[0] / size_out[0]) - 0.5).clamp(min=0)
+    first = source.floor().long().clamp(max=size_in[0] - 1)
+    second = (first + 1).clamp(max=size_in[0] - 1)
+    weight = (source - first).to(band.dtype).view(1, 1, -1, 1)
+    a, b = wide[:, :, first - top], wide[:, :, second - top]
+    return a + (b - a) * weight
+
+
+def exchange(
+    own_tiles: Tensor, own: range, num_tiles: int, wanted: list[Tensor], device: torch.device
+) -> Tensor:
+    """The tiles ``wanted[this rank]`` (sorted indices), from their owners; a collective.
+
+    ``own_tiles`` are this rank's tiles (rows ``own`` of the ``num_tiles``); ``wanted[r]``
+    are the tiles rank ``r`` needs (every rank passes the same list). Each rank sends each
+    peer just the tiles it owns of those the peer wants, point to point (with NCCL through
+    ``device``); no rank receives a tile it did not ask for.
+    """
+    rank, world = dist.get_rank(), dist.get_world_size()
+    owners = tile_owners(num_tiles, world)
+    mine = wanted[rank]
+    out = own_tiles.new_empty((len(mine), *own_tiles.shape[1:]))
+    local = (mine >= own.start) & (mine < own.stop)
+    out[local] = own_tiles[mine[local] - own.start]
+    ops, received = [], []
+    for peer in range(world):
+        if peer == rank:
+            continue
+        theirs = wanted[peer]
+        send = theirs[owners[theirs] == rank]
+        if len(send):
+            buffer = own_tiles[send - own.start].to(device).contiguous()
+            ops.append(dist.P2POp(dist.isend, buffer, peer))
+        take = (owners[mine] == peer).nonzero().flatten()
+        if len(take):
+            buffer = own_tiles.new_empty((len(take), *own_tiles.shape[1:]), device=device)
+            ops.append(dist.P2POp(dist.irecv, buffer, peer))
+            received.append((take, buffer))
+    if ops:
+        for request in dist.batch_isend_irecv(ops):
+            request.wait()
+    for take, buffer in received:
+        out[take] = buffer.to(out.device)
+    return out
