@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
+from torch import Tensor
 
 from render.errors import UserError
 from render.outputs import atomic_path, to_uint8
-from render.strips import Fetch, canvas_strips
+from render.strips import Fetch, canvas_strips, fetch_order
 from render.viewer import write_viewer
 from tiling import TilingModule
 
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 # libvips reports each thread pool it finishes at INFO.
 logging.getLogger("pyvips").setLevel(logging.WARNING)
 
-__all__ = ["DZI_TILE", "TIFF_TILE", "Pictures", "write_pictures"]
+__all__ = ["DZI_TILE", "TIFF_TILE", "Pictures", "serve_pictures", "write_pictures"]
 
 # Rows blended at a time: one row of TIFF tiles.
 TIFF_TILE = 256
@@ -128,6 +129,16 @@ def write_pictures(
         _timed(
             run_dir / "render_tiles.png", lambda: _save_atomic(png, run_dir / "render_tiles.png")
         )
+
+
+def serve_pictures(
+    tiling: TilingModule, serve: Callable[[Tensor], object], chosen: Pictures
+) -> None:
+    """On a process that holds tiles but writes nothing: answer ``write_pictures``' fetches,
+    in step with the writer, by calling ``serve`` with the tile indices it asks for."""
+    for _ in range(chosen.strip_passes()):
+        for idx in fetch_order(tiling, TIFF_TILE):
+            serve(idx)
 
 
 def _timed(path: Path, write: Callable[[], None]) -> None:

@@ -37,7 +37,7 @@ from render.models import FeatureModel
 from render.objectives import Objective
 from render.outputs import ProgressGif
 from render.params import Parameterization
-from render.pictures import Pictures, write_pictures
+from render.pictures import Pictures, serve_pictures, write_pictures
 from render.plan import (
     Octave,
     octave_schedule,
@@ -509,13 +509,17 @@ def _render(
             # (canvas - photo) to the photo at its own size (carry_detail only).
             photo = next_photo
             del module, pixels
-    if module.sharded:
-        # Rank 0 gathers every tile, as before the canvas was sharded, until the outputs are
-        # written in strips (render/strips.py) from module.fetch.
-        every = module.fetch(pixels, torch.arange(module.tiling.num_tiles()))
-        pixels = every if every is not None else pixels[:0]
+    # Every rank takes part in the writing: rank 0 asks for the tiles of each strip, and each
+    # rank sends it those it owns, so no process ever holds the whole canvas.
+    def fetch(idx: Tensor) -> Tensor:
+        tiles = module.fetch(pixels, idx)
+        assert tiles is not None  # rank 0, the writer
+        return tiles
+
     if trainer.is_global_zero:
-        write_outputs(tiling, lambda idx: pixels[idx], run_dir, settings.border, gif, cfg.output)
+        write_outputs(tiling, fetch, run_dir, settings.border, gif, cfg.output)
+    elif module.sharded:
+        serve_pictures(tiling, partial(module.fetch, pixels), Pictures.choose(cfg.output, base))
     if stop.signum:
         # Every step had been taken: finishing the outputs was quicker than a resume.
         log.warning(
