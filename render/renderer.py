@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import re
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -22,6 +20,7 @@ from render.models import FeatureModel
 from render.objectives import Objective
 from render.objectives.spatial import canvas_points
 from render.params import Parameterization
+from render.peers import distributed, peers_alive
 from render.schedule import TileBatches, tile_generators
 from render.store import TileStore
 from tiling import TilingModule
@@ -29,10 +28,6 @@ from tiling import TilingModule
 
 class NonFiniteError(UserError):
     """The objective or the image went to NaN/inf; the render stops before writing garbage."""
-
-
-class PeerFailure(UserError):
-    """Another process of a multi-process render ended; every process stops with this."""
 
 
 #: Where a checkpoint keeps the context views' thumbnail.
@@ -271,7 +266,7 @@ class TileRenderer(pl.LightningModule):
         failure = self._first_failure(steps[int(bad[0])] if len(bad) else None)
         if failure is not None:
             step, rank = failure
-            where = f" on rank {rank}" if _distributed() else ""
+            where = f" on rank {rank}" if distributed() else ""
             raise _nonfinite(f"the objective at step {step}{where}")
         for step, value in zip(steps, values.tolist(), strict=True):
             for logger in self.loggers:
@@ -385,7 +380,7 @@ class TileRenderer(pl.LightningModule):
         for block in blocks:
             near = shards.neighbours(self.tiling, torch.arange(block.start, block.stop))
             wanted.append(near[(near < block.start) | (near >= block.stop)])
-        with _peers_alive():
+        with peers_alive():
             halo = shards.exchange(pixels, self.own, total, wanted, self.device)
         top, bottom = shards.tile_rows(self.tiling, self.own)
         own = torch.arange(self.own.start, self.own.stop)
@@ -428,7 +423,7 @@ class TileRenderer(pl.LightningModule):
         own = torch.arange(self.own.start, self.own.stop)
         band = shards.place(self.tiling, [(pixels, own)], top, bottom)
         small = shards.shrink_rows(band, top, height, size).to(self.device)
-        with _peers_alive():
+        with peers_alive():
             dist.all_reduce(small)
         return small.clamp_(0, 1)
 
@@ -443,7 +438,7 @@ class TileRenderer(pl.LightningModule):
             block = shards.owned_tiles(total, r, world)
             near = shards.tiles_in_rows(self.tiling, top, bottom)
             wanted.append(near[(near < block.start) | (near >= block.stop)])
-        with _peers_alive():
+        with peers_alive():
             received = shards.exchange(pixels, self.own, total, wanted, self.device)
         top, bottom = rows[rank]
         own = shards.tiles_in_rows(self.tiling, top, bottom)
@@ -465,7 +460,7 @@ class TileRenderer(pl.LightningModule):
             return pixels[idx]
         nothing = idx.new_empty(0)
         wanted = [idx if r == 0 else nothing for r in range(self.shard[1])]
-        with _peers_alive():
+        with peers_alive():
             tiles = shards.exchange(pixels, self.own, self.tiling.num_tiles(), wanted, self.device)
         return tiles if self.shard[0] == 0 else None
 
@@ -477,12 +472,12 @@ class TileRenderer(pl.LightningModule):
         Every rank calls this at the same points, so one rank's failure stops all of them
         together instead of leaving the others waiting in the next collective.
         """
-        if not _distributed():
+        if not distributed():
             return None if step is None else (step, 0)
         world, rank = dist.get_world_size(), dist.get_rank()
         code = _NO_FAILURE if step is None else step * world + rank
         agreed = torch.tensor([code], dtype=torch.int64, device=self.device)
-        with _peers_alive():
+        with peers_alive():
             dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
         first = int(agreed.item())
         return None if first == _NO_FAILURE else divmod(first, world)
@@ -498,21 +493,3 @@ class TileRenderer(pl.LightningModule):
                 raise
         if self._first_failure(None) is not None:
             raise _nonfinite(f"{what} on another rank")
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-@contextmanager
-def _peers_alive() -> Iterator[None]:
-    """Turn a collective that failed because another process ended into one clear error."""
-    try:
-        yield
-    except RuntimeError as error:  # gloo and NCCL report a lost peer as a RuntimeError
-        # gloo: "[.../pair.cc:561] Connection closed by peer [127.0.0.1]:32640. This is ..."
-        reason = re.sub(r"^\[[^\]]*\]\s*", "", str(error).strip()).split(". ")[0]
-        raise PeerFailure(
-            f"another process of this render ended ({reason or type(error).__name__}); every "
-            f"process stops, nothing more is written and the last checkpoint is intact"
-        ) from error

@@ -509,6 +509,7 @@ def _render(
             # (canvas - photo) to the photo at its own size (carry_detail only).
             photo = next_photo
             del module, pixels
+
     # Every rank takes part in the writing: rank 0 asks for the tiles of each strip, and each
     # rank sends it those it owns, so no process ever holds the whole canvas.
     def fetch(idx: Tensor) -> Tensor:

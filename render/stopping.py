@@ -32,6 +32,7 @@ from lightning_fabric.plugins.environments import SLURMEnvironment
 from pytorch_lightning.trainer.connectors.signal_connector import _SignalConnector
 
 from render.errors import RenderStopped
+from render.peers import distributed, peers_alive
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class StopOnSignal(pl.Callback):
         self._group: Any = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if _distributed() and "gloo" not in dist.get_backend():
+        if distributed() and "gloo" not in dist.get_backend():
             # The flag is agreed on the host: a device collective would make every step wait
             # for the device (NCCL cannot reduce host tensors).
             self._group = dist.new_group(backend="gloo")
@@ -145,10 +146,11 @@ class StopOnSignal(pl.Callback):
 
     def _agreed(self) -> int:
         """The largest signal any rank received (0: none); one host all_reduce per step."""
-        if not _distributed():
+        if not distributed():
             return self.request.signum
         flag = torch.tensor([self.request.signum], dtype=torch.int64)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group)
+        with peers_alive():
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group)
         return int(flag.item())
 
 
@@ -161,10 +163,6 @@ def requeued() -> bool:
         return False
     log.info("SLURM job restarted %s time(s): resuming from its checkpoints", restarts)
     return True
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def _requeue_slurm_job() -> str | None:
