@@ -11,6 +11,8 @@
   rewards a wallpaper of small copies as much as a composed picture (every window holds a
   copy); shuffling tells them apart: a wallpaper is still its class with its blocks in another
   order, a picture whose class lies in how its parts are arranged is not.
+  :func:`composition_kept` says how much of a pyramid's first octave (its composition) is
+  still in the final canvas's low frequencies.
 """
 
 from __future__ import annotations
@@ -123,6 +125,17 @@ def arrangement_kept(
         evidence = class_evidence(classify(model, shuffled, size), class_index)
         kept[per_side] = float(evidence.mean() / whole[0])
     return kept
+
+
+def composition_kept(reference: Tensor, canvas: Tensor) -> float:
+    """Correlation of ``reference`` [1, 3, h, w] (a pyramid's first octave) with ``canvas``
+    [1, 3, H, W] shrunk to its size (antialiased): 1 when the final render keeps the first
+    octave's composition, about 0 when the finer octaves replaced it (a wallpaper).
+    """
+    small = TF.resize(canvas, list(reference.shape[-2:]), antialias=True)
+    a = reference - reference.mean(dim=(-2, -1), keepdim=True)
+    b = small - small.mean(dim=(-2, -1), keepdim=True)
+    return float((a * b).sum() / (a.square().sum() * b.square().sum()).sqrt().clamp(min=1e-12))
 
 
 def fine_detail(canvas: Tensor) -> float:

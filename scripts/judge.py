@@ -1,14 +1,17 @@
 """Judge a class render as the design does (its "How a picture is judged"), from its PNG.
 
     python scripts/judge.py RENDER.png [RENDER.png ...] [--class-index 309]
-                            [--tile 224,224] [--overlap 0.25,0.25]
+                            [--reference FIRST_OCTAVE.png] [--tile 224,224] [--overlap 0.25,0.25]
 
 Prints, for each render, one line per measure of ``render.quality``: the share of windows
 classified as the class at every level (the whole image, 2x2, 4x4, ... down to about one
 tile); the share of the whole image's class evidence left when the blocks of each level are
 shuffled (about 1: a wallpaper of small copies; well below 1: a picture whose class lies in
 how its parts are arranged); the finest-octave detail (RMS of what a 2x down-and-up resample
-removes); and the seam ratio at the tile grid of the canvas's size (1: no seam).
+removes); the seam ratio at the tile grid of the canvas's size (1: no seam); with
+``--reference`` (a render of the pyramid's first octave alone: the same overrides with
+``tiling.base_size`` at that octave's size), the correlation of that first octave with the
+render shrunk to its size (1: its composition kept).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import argparse  # noqa: E402
 from render.models import efficientnet_lite0  # noqa: E402
 from render.quality import (  # noqa: E402
     arrangement_kept,
+    composition_kept,
     fine_detail,
     recognition_by_level,
     seam_ratio,
@@ -38,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("renders", nargs="+")
     parser.add_argument("--class-index", type=int, default=309, help="ImageNet class (309: bee)")
+    parser.add_argument("--reference", help="the first octave rendered alone")
     parser.add_argument("--tile", default="224,224")
     parser.add_argument("--overlap", default="0.25,0.25")
     args = parser.parse_args()
@@ -65,6 +70,9 @@ def main() -> None:
         )
         print(f"  finest-octave detail: {fine_detail(canvas):.4f}")
         print(f"  seam ratio at the tile grid: {seam_ratio(canvas, tiling):.3f}")
+        if args.reference:
+            kept_first = composition_kept(load(args.reference), canvas)
+            print(f"  first octave's composition kept (correlation): {kept_first:.3f}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
@@ -10,6 +14,7 @@ from render.models import efficientnet_lite0
 from render.quality import (
     arrangement_kept,
     classify,
+    composition_kept,
     fine_detail,
     recognition_by_level,
     seam_ratio,
@@ -139,3 +144,34 @@ def test_shuffling_takes_the_class_from_a_composed_picture_and_not_from_a_wallpa
     assert kept["aligned"][2] == pytest.approx(1.0, abs=1e-4)  # the same picture, shuffled
     assert kept["offset"][2] == pytest.approx(1.0, abs=0.1)
     assert kept["composed"][2] < 0.75
+
+
+def test_composition_kept_finds_the_first_octave_in_a_refined_picture_not_in_a_wallpaper():
+    first = face(224)
+    noise = 0.2 * torch.rand(1, 3, 896, 896, generator=torch.Generator().manual_seed(0))
+    refined = TF.resize(first, [896, 896], antialias=True) + noise - 0.1  # detail added
+    wallpaper = first.repeat(1, 1, 4, 4)  # the same face, 16 times smaller each
+    assert composition_kept(first, first) == pytest.approx(1.0, abs=1e-5)
+    assert composition_kept(first, refined) > 0.9
+    assert abs(composition_kept(first, wallpaper)) < 0.3
+
+
+@pytest.mark.slow
+def test_judge_prints_every_measure_of_a_render(tmp_path: Path):
+    wallpaper, first = tmp_path / "wallpaper.png", tmp_path / "first.png"
+    TF.to_pil_image(face(112).repeat(1, 1, 4, 4)[0]).save(wallpaper)
+    TF.to_pil_image(face(224)[0]).save(first)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "judge.py"
+    out = subprocess.run(
+        [sys.executable, script, wallpaper, "--class-index", "1", "--reference", first],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert "(448x448, class 1 goldfish" in out
+    assert "recognised: 1x1 windows of 448: 0%, 2x2 windows of 224: 0%" in out
+    assert "class kept with the blocks shuffled: 2x2: 1.00" in out
+    assert "finest-octave detail: " in out and "seam ratio at the tile grid: " in out
+    kept = float(out.split("first octave's composition kept (correlation): ")[1].split()[0])
+    assert abs(kept) < 0.3  # a wallpaper of the first octave is not its composition
