@@ -64,9 +64,11 @@ def main() -> None:
                 f"{k}x{k} windows of {height // k}: {100 * v:.0f}%" for k, v in levels.items()
             )
         )
+        unmeant = "" if levels[1] else " (the whole image is not the class: not meaningful)"
         print(
             "  class kept with the blocks shuffled: "
             + (", ".join(f"{k}x{k}: {v:.2f}" for k, v in kept.items()) or "no level below whole")
+            + unmeant
         )
         print(f"  finest-octave detail: {fine_detail(canvas):.4f}")
         print(f"  seam ratio at the tile grid: {seam_ratio(canvas, tiling):.3f}")
