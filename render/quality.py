@@ -6,6 +6,13 @@
 - **Sharp at full size**: :func:`fine_detail` is what a 2x down-and-up resample removes.
 - **Seamless**: :func:`seam_ratio` compares the mean pixel step across tile edges with the
   mean step elsewhere.
+- **One picture, not a wallpaper**: :func:`arrangement_kept` shuffles the canvas's blocks at
+  each level and asks how much of the whole image's class survives. Window classification
+  rewards a wallpaper of small copies as much as a composed picture (every window holds a
+  copy); shuffling tells them apart: a wallpaper is still its class with its blocks in another
+  order, a picture whose class lies in how its parts are arranged is not.
+  :func:`composition_kept` says how much of a pyramid's first octave (its composition) is
+  still in the final canvas's low frequencies.
 """
 
 from __future__ import annotations
@@ -72,6 +79,63 @@ def recognition_by_level(
         top = classify(model, windows(canvas, per_side), size).argmax(dim=1)
         shares[per_side] = float((top == class_index).float().mean())
     return shares
+
+
+def shuffle_blocks(canvas: Tensor, per_side: int, generator: torch.Generator) -> Tensor:
+    """``canvas`` [1, C, H, W] cut into ``per_side`` x ``per_side`` equal blocks put back in a
+    random order in which no block keeps its place (cropped to a multiple of ``per_side``).
+    """
+    count = per_side * per_side
+    blocks = windows(canvas, per_side)
+    order = torch.randperm(count, generator=generator)
+    while count > 1 and bool((order == torch.arange(count)).any()):
+        order = torch.randperm(count, generator=generator)
+    rows = blocks[order].split(per_side)
+    return torch.cat([torch.cat(list(row), dim=-1) for row in rows], dim=-2)[None]
+
+
+def class_evidence(logits: Tensor, class_index: int) -> Tensor:
+    """The class's logit over the mean logit, per image: what softmax sees, unsaturated."""
+    return logits[:, class_index] - logits.mean(dim=1)
+
+
+def arrangement_kept(
+    model: FeatureModel,
+    canvas: Tensor,
+    class_index: int,
+    tile: Sequence[int],
+    shuffles: int = 4,
+    size: int = 224,
+    seed: int = 0,
+) -> dict[int, float]:
+    """Share of the whole image's class evidence left when its blocks are shuffled, per level.
+
+    For each level after the whole image (2x2, 4x4, ... blocks, as :func:`window_levels`),
+    the whole canvas with its blocks shuffled (``shuffles`` orders, none leaving a block in
+    place) is classified at ``size``; its mean :func:`class_evidence` over the unshuffled
+    canvas's. About 1 at a level whose blocks each hold whole copies of the subject (a
+    wallpaper); well below 1 where the subject spans blocks (a composed picture). Meaningful
+    when the whole canvas is its class (its evidence is large and positive).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    whole = class_evidence(classify(model, canvas, size), class_index)
+    kept = {}
+    for per_side in window_levels(canvas.shape[-2:], tile)[1:]:
+        shuffled = torch.cat([shuffle_blocks(canvas, per_side, generator) for _ in range(shuffles)])
+        evidence = class_evidence(classify(model, shuffled, size), class_index)
+        kept[per_side] = float(evidence.mean() / whole[0])
+    return kept
+
+
+def composition_kept(reference: Tensor, canvas: Tensor) -> float:
+    """Correlation of ``reference`` [1, 3, h, w] (a pyramid's first octave) with ``canvas``
+    [1, 3, H, W] shrunk to its size (antialiased): 1 when the final render keeps the first
+    octave's composition, about 0 when the finer octaves replaced it (a wallpaper).
+    """
+    small = TF.resize(canvas, list(reference.shape[-2:]), antialias=True)
+    a = reference - reference.mean(dim=(-2, -1), keepdim=True)
+    b = small - small.mean(dim=(-2, -1), keepdim=True)
+    return float((a * b).sum() / (a.square().sum() * b.square().sum()).sqrt().clamp(min=1e-12))
 
 
 def fine_detail(canvas: Tensor) -> float:

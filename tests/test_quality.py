@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
 from render.models import efficientnet_lite0
 from render.quality import (
+    arrangement_kept,
     classify,
+    composition_kept,
     fine_detail,
     recognition_by_level,
     seam_ratio,
+    shuffle_blocks,
     step_ratio_where,
     tile_edges,
     window_levels,
@@ -100,3 +107,71 @@ def test_a_local_seam_ratio_tells_a_seam_from_busy_content_at_an_edge():
     cut = noise.clone()
     cut[..., 12:] += 2.0  # a step at column 12, a tile edge
     assert seam_ratio(cut, tiling, reach=3) > 2
+
+
+def test_shuffled_blocks_all_move_and_keep_their_pixels():
+    canvas = torch.arange(64.0).reshape(1, 1, 8, 8)
+    shuffled = shuffle_blocks(canvas, 4, torch.Generator().manual_seed(0))
+    before, after = windows(canvas, 4), windows(shuffled, 4)
+    assert shuffled.shape == canvas.shape
+    assert not any(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert sorted(map(tuple, after.flatten(1).tolist())) == sorted(
+        map(tuple, before.flatten(1).tolist())
+    )
+
+
+def face(size: int) -> torch.Tensor:
+    """A yellow face (two eyes, a mouth) filling a ``size`` x ``size`` green square."""
+    y, x = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    head = (x**2 + y**2 < 0.5).float()
+    eyes = ((x - 0.3) ** 2 + (y + 0.2) ** 2 < 0.01) | ((x + 0.3) ** 2 + (y + 0.2) ** 2 < 0.01)
+    mouth = (x.abs() < 0.35) & ((y - 0.35).abs() < 0.04)
+    image = torch.tensor([0.5, 0.7, 0.4])[:, None, None] * (1 - head)
+    image = image + torch.tensor([0.95, 0.8, 0.3])[:, None, None] * head
+    return (image * (~(eyes | mouth)).float())[None]
+
+
+def test_shuffling_takes_the_class_from_a_composed_picture_and_not_from_a_wallpaper():
+    model = efficientnet_lite0()
+    composed = face(448)
+    aligned = face(112).repeat(1, 1, 4, 4)  # 2x2 copies in each quarter
+    offset = face(100).repeat(1, 1, 5, 5)[..., :448, :448]  # copies cut by the quarters
+    kept = {}
+    for name, canvas in (("composed", composed), ("aligned", aligned), ("offset", offset)):
+        top = int(classify(model, canvas).argmax())
+        kept[name] = arrangement_kept(model, canvas, top, (224, 224))
+        assert set(kept[name]) == {2}
+    assert kept["aligned"][2] == pytest.approx(1.0, abs=1e-4)  # the same picture, shuffled
+    assert kept["offset"][2] == pytest.approx(1.0, abs=0.1)
+    assert kept["composed"][2] < 0.75
+
+
+def test_composition_kept_finds_the_first_octave_in_a_refined_picture_not_in_a_wallpaper():
+    first = face(224)
+    noise = 0.2 * torch.rand(1, 3, 896, 896, generator=torch.Generator().manual_seed(0))
+    refined = TF.resize(first, [896, 896], antialias=True) + noise - 0.1  # detail added
+    wallpaper = first.repeat(1, 1, 4, 4)  # the same face, 16 times smaller each
+    assert composition_kept(first, first) == pytest.approx(1.0, abs=1e-5)
+    assert composition_kept(first, refined) > 0.9
+    assert abs(composition_kept(first, wallpaper)) < 0.3
+
+
+@pytest.mark.slow
+def test_judge_prints_every_measure_of_a_render(tmp_path: Path):
+    wallpaper, first = tmp_path / "wallpaper.png", tmp_path / "first.png"
+    TF.to_pil_image(face(112).repeat(1, 1, 4, 4)[0]).save(wallpaper)
+    TF.to_pil_image(face(224)[0]).save(first)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "judge.py"
+    out = subprocess.run(
+        [sys.executable, script, wallpaper, "--class-index", "1", "--reference", first],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert "(448x448, class 1 goldfish" in out
+    assert "recognised: 1x1 windows of 448: 0%, 2x2 windows of 224: 0%" in out
+    assert "class kept with the blocks shuffled: 2x2: 1.00 (the whole image is not" in out
+    assert "finest-octave detail: " in out and "seam ratio at the tile grid: " in out
+    kept = float(out.split("first octave's composition kept (correlation): ")[1].split()[0])
+    assert abs(kept) < 0.3  # a wallpaper of the first octave is not its composition

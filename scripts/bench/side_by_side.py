@@ -15,7 +15,13 @@ import torch
 
 from render.config import compose_config
 from render.models import FeatureModel
-from render.quality import fine_detail, recognition_by_level, seam_ratio, window_levels
+from render.quality import (
+    arrangement_kept,
+    fine_detail,
+    recognition_by_level,
+    seam_ratio,
+    window_levels,
+)
 from render.run import make_tiling
 from scripts.bench.common import MB, RENDER_SCRIPT, machine_line, markdown_table
 from scripts.bench.rss import peak_rss_of
@@ -57,10 +63,13 @@ def load_png(path: Path) -> torch.Tensor:
 def judge_png(
     model: FeatureModel, path: Path, class_index: int, tiling: Any, tile: Sequence[int]
 ) -> dict[str, Any]:
-    """The design's measures of one render: recognition per level, fine detail, seams."""
+    """The design's measures of one render: recognition per level, the share of the class
+    left with the blocks of each level shuffled, fine detail, seams.
+    """
     canvas = load_png(path)
     return {
         "levels": recognition_by_level(model, canvas, class_index, tile),
+        "kept": arrangement_kept(model, canvas, class_index, tile),
         "detail": fine_detail(canvas),
         "seams": seam_ratio(canvas, tiling),
     }
@@ -73,7 +82,9 @@ def part_side_by_side(model: FeatureModel, args: argparse.Namespace) -> list[dic
     ``/usr/bin/time -v``; peak CUDA memory from its log). Each PNG is then judged: the share of
     windows classified as the class at every level (whole image, 2x2, 4x4, ... down to about
     one tile), the finest-octave detail (RMS of what a 2x down-and-up resample removes) and
-    the seam ratio on the default tile grid (mean step at tile edges / mean step, 1: none).
+    the seam ratio on the default tile grid (mean step at tile edges / mean step, 1: none),
+    and the share of the whole image's class evidence left when its blocks are shuffled at
+    each level below the whole image (about 1: a wallpaper; ``render.quality.arrangement_kept``).
     """
     size, class_index = args.sbs_size, args.sbs_class
     cfg = compose_config([f"tiling.base_size=[{size},{size}]"])
@@ -111,7 +122,7 @@ def part_side_by_side(model: FeatureModel, args: argparse.Namespace) -> list[dic
                     args.sbs_out.mkdir(parents=True, exist_ok=True)
                     shutil.copy(png, args.sbs_out / f"{run_dir.name}.png")
             results.append(result)
-            levels = result.get("levels", {})
+            levels, kept = result.get("levels", {}), result.get("kept", {})
             rows.append(
                 [
                     name,
@@ -121,6 +132,10 @@ def part_side_by_side(model: FeatureModel, args: argparse.Namespace) -> list[dic
                     *(
                         f"{100 * levels[k]:.0f}%" if k in levels else "n/a"
                         for k in window_levels((size, size), tile)
+                    ),
+                    *(
+                        f"{kept[k]:.2f}" if k in kept else "n/a"
+                        for k in window_levels((size, size), tile)[1:]
                     ),
                     result.get("detail", result.get("error", "n/a")),
                     result.get("seams", "n/a"),
@@ -139,6 +154,7 @@ def part_side_by_side(model: FeatureModel, args: argparse.Namespace) -> list[dic
         "peak RSS (MB)",
         "peak CUDA (MB)",
         *(f"recognised, {k}x{k} windows of {size // k}" for k in levels),
+        *(f"class kept, {k}x{k} blocks shuffled" for k in levels[1:]),
         "finest-octave detail (RMS)",
         "seam ratio",
     ]
