@@ -29,6 +29,8 @@ from render.models import FeatureModel
 from render.objectives import Objective
 from render.outputs import ProgressGif
 from render.params import FourierParam, PixelParam
+from render.pictures import Pictures
+from render.plan import octave_schedule
 from render.run import make_tiling, make_trainer, octave_sizes
 from render.transforms import NoTransforms, RobustnessTransforms
 from tiling import TilingModule
@@ -414,6 +416,23 @@ def test_experiment_preset_composes_and_its_objective_fits_its_model(name: str) 
     if cfg.model._target_ != "render.models.efficientnet_lite0":
         pytest.skip(f"{cfg.model._target_} needs downloaded or local weights")
     objective.validate(build(cfg.model).layer_channels())
+
+
+def test_poster_16k_preset_is_a_16384_pyramid_with_gigapixel_outputs() -> None:
+    cfg = compose_render("experiment=poster_16k")
+    base = (16384, 16384)
+    assert tuple(cfg.tiling.base_size) == base
+    assert cfg.render.tiles_per_step == "auto" and cfg.render.blend_every == 1
+    assert cfg.checkpoint.every_n_steps > 0
+    tile = (int(cfg.tiling.tile_size[0]), int(cfg.tiling.tile_size[1]))
+    octaves, scale = octave_schedule(base, tile, cfg.render.octaves, cfg.render.octave_scale, False)
+    sizes = octave_sizes(base, list(tile), octaves, scale)
+    # The counts its comment states: 8 octaves from one tile, 9604 tiles at full size.
+    assert octaves == 8 and sizes[0] == tile
+    tiles = [make_tiling(cfg.tiling, size).num_tiles() for size in sizes]
+    assert tiles[0] == 1 and tiles[-1] == 9604 and sum(tiles) == 13626
+    chosen = Pictures.choose(cfg.output, base)
+    assert chosen.deepzoom and chosen.tiff and not chosen.png
 
 
 def test_unknown_experiment_is_reported() -> None:
