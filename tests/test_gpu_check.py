@@ -20,7 +20,7 @@ HEADINGS = [
     "## 2. Tests",
     "## 3. Render step vs bare model forward+backward",
     "## 4. Memory and seconds per pass",
-    "## 5. Pyramid poster",
+    "## 5. The largest poster",
     "## 6. Compiled model",
 ]
 
@@ -72,6 +72,23 @@ def test_report_keeps_partial_tables(check: ModuleType, tmp_path: Path) -> None:
     assert "## 3. Steps" in text and "| 1 | error: x / y z |" in text
 
 
+def test_poster_is_the_largest_whose_estimate_fits() -> None:
+    from render.config import compose_config
+    from scripts.bench.poster import POSTER_SIZES, PassRate, choose_size, estimate_s
+
+    rate = PassRate(seconds_per_tile=0.26e-3, blend_s_per_mpixel=0.01)  # the H200's, about
+    needs = {
+        side: estimate_s(
+            compose_config(["experiment=poster_16k", f"tiling.base_size=[{side},{side}]"]), rate
+        )
+        for side in POSTER_SIZES
+    }
+    assert needs[16384] > 2 * needs[8192] > 4 * needs[4096] > 4 * needs[2048] > 0
+    assert choose_size(needs, needs[8192]) == 8192
+    assert choose_size(needs, needs[16384] + 1) == 16384
+    assert choose_size(needs, needs[2048] - 1) is None
+
+
 @pytest.mark.slow
 def test_cpu_quick_run_writes_every_section(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -83,7 +100,9 @@ def test_cpu_quick_run_writes_every_section(tmp_path: Path) -> None:
     for heading in HEADINGS:
         assert heading in report
     assert "**Summary: 6 ok, 0 failed, 0 skipped" in report
-    assert (tmp_path / "render.png").is_file()
+    # Section 5: the poster end to end, its deep zoom and TIFF written, levels measured on it,
+    # its whole picture and a full-size crop read back from render.tif.
+    assert (tmp_path / "poster.jpg").is_file() and (tmp_path / "poster-crop.png").is_file()
     sections = re.split(r"^## ", report, flags=re.M)
     steps = [line.split("|")[1:-1] for line in sections[3].splitlines() if line.startswith("| ")]
     passes = [line.split("|")[1:-1] for line in sections[4].splitlines() if line.startswith("| ")]
@@ -94,6 +113,14 @@ def test_cpu_quick_run_writes_every_section(tmp_path: Path) -> None:
     assert [row[1].strip() for row in passes[1:]] == ["False", "True"]
     assert all(float(row[4]) > 0 and "no CUDA" in row[7] for row in passes[1:])
     assert re.search(r"\| passed \|", sections[2])
+    rows = (line.split("|")[1:-1] for line in sections[5].splitlines() if line.startswith("| "))
+    poster = {row[0].strip(): row[1].strip() for row in rows}
+    assert poster["canvas"] == "128x128" and poster["exit"] == "0"
+    assert "render.dzi" in poster["outputs"] and "render_files/ (" in poster["outputs"]
+    assert "render.tif" in poster["outputs"] and float(poster["wall (s)"]) > 0
+    assert re.fullmatch(r"\d+ MB", poster["peak host memory (render process)"])
+    levels = next(value for key, value in poster.items() if key.startswith("levels"))
+    assert re.fullmatch(r"1x1: \d+%, 2x2: \d+%, 4x4: \d+%", levels)
     compiled = [line.split("|")[1:-1] for line in sections[6].splitlines() if line.startswith("| ")]
     # Eager, then torch.compile: first call, ms and speed-up are numbers; CUDA graphs need CUDA.
     assert len(compiled) == 2 and all(float(compiled[1][i]) > 0 for i in (1, 2, 3, 4))
