@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -104,3 +106,15 @@ def test_bad_input_is_a_clear_user_error(kwargs, message):
     with pytest.raises(UserError) as error:
         render_image(**{**call, **kwargs})
     assert message in str(error.value)
+
+
+def test_render_image_takes_tiles_per_step_auto(caplog):
+    base = [o for o in TINY if not o.startswith("render.tiles_per_step")]
+    with caplog.at_level("INFO"):
+        image = render_image(overrides=[*base, "render.tiles_per_step=auto", *QUIET])
+    assert image.size == (112, 112)
+    chosen = re.search(
+        r"render\.tiles_per_step=auto: (\d+) tiles per step \(2 per CPU core", caplog.text
+    )
+    assert chosen, caplog.text
+    assert f"4 steps of up to {chosen[1]} tiles" in caplog.text
