@@ -39,14 +39,14 @@ from render.run import (
 )
 
 #: Bytes on disk per canvas pixel of each output, measured on the default render's picture
-#: (feature visualisations are detailed everywhere, so they compress about as noise does):
-#: lossless PNG (render.png; render_tiles.png is the same again), a tiled pyramidal BigTIFF
-#: (deflate, every level: 4/3 of the full size), a deep-zoom pyramid of JPEG tiles (quality
-#: 75, every level), and a progress GIF frame.
-PNG_BYTES_PER_PIXEL = 2.6
-TIFF_BYTES_PER_PIXEL = 3.5
-DEEPZOOM_BYTES_PER_PIXEL = 0.55
-GIF_BYTES_PER_PIXEL = 1.0
+#: (render.png: 2.24; a feature visualisation is detailed everywhere, so it compresses little):
+#: lossless PNG (render.png; render_tiles.png is about the same again), a tiled pyramidal
+#: BigTIFF (deflate, 256-pixel tiles) and a deep-zoom pyramid (libvips' dzsave: JPEG tiles of
+#: quality 75), both with every level counted, and the progress GIF per frame pixel.
+PNG_BYTES_PER_PIXEL = 2.24
+TIFF_BYTES_PER_PIXEL = 3.47
+DEEPZOOM_BYTES_PER_PIXEL = 0.41
+GIF_BYTES_PER_PIXEL = 0.6
 #: Seconds a render spends in each octave outside its steps and blends (Lightning's Trainer
 #: set up and torn down, the canvas encoded into tiles), measured on the 2-core CPU.
 OCTAVE_SETUP_S = 1.5
@@ -109,15 +109,15 @@ class Estimate:
 
 
 def timed(run: Callable[[], object], device: torch.device, repeats: int = 1) -> float:
-    """The shortest of ``repeats`` runs of ``run``, in seconds (the device waited for)."""
-    best = math.inf
+    """The mean seconds of ``repeats`` runs of ``run`` (the device waited for): on a busy
+    machine the render's steps take the mean, not the luckiest run.
+    """
+    start = time.perf_counter()
     for _ in range(repeats):
-        start = time.perf_counter()
         run()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return best
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / repeats
 
 
 def probe_sizes(images: Sequence[float]) -> tuple[int, int]:
@@ -200,13 +200,12 @@ def disk_bytes(cfg: DictConfig, plan: Sequence[Octave], tiles_per_step: int, wor
     pixels = height * width
     scale = min(1.0, cfg.render.gif_max_size / max(height, width))
     frames = sum(1 + blends(o, cfg.render.blend_every, tiles_per_step, world) for o in plan)
-    pyramid = 4 / 3  # every level of a pyramid halves both sides: 1 + 1/4 + 1/16 + ...
     return {
         "render.png": round(pixels * PNG_BYTES_PER_PIXEL),
         "render_tiles.png": round(pixels * PNG_BYTES_PER_PIXEL),
         "progress.gif": round(frames * pixels * scale**2 * GIF_BYTES_PER_PIXEL),
-        "render.tif": round(pixels * pyramid * TIFF_BYTES_PER_PIXEL),
-        "render.dzi + render_files/": round(pixels * pyramid * DEEPZOOM_BYTES_PER_PIXEL),
+        "render.tif": round(pixels * TIFF_BYTES_PER_PIXEL),
+        "render.dzi + render_files/": round(pixels * DEEPZOOM_BYTES_PER_PIXEL),
     }
 
 
