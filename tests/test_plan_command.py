@@ -97,3 +97,19 @@ def test_blends_and_disk_follow_the_plan():
     assert disk["render.png"] == round(448 * 448 * estimate.PNG_BYTES_PER_PIXEL)
     assert disk["render.tif"] == round(448 * 448 * estimate.TIFF_BYTES_PER_PIXEL)
     assert disk["progress.gif"] == round(17 * 448 * 448 * estimate.GIF_BYTES_PER_PIXEL)
+
+
+def test_memory_per_rank_follows_where_the_store_lives():
+    machine = estimate.Machine(1.0, 0.0, 0.1, 10, 0.01, 1e-8, process_bytes=1000)
+    plan = [Octave(0, (448, 448), 9, 150, 50.0)]
+    parts = dict(store_bytes=100, canvas_bytes=20, step_bytes=5, model_bytes=7)
+    common = dict(plan=plan, tiles_per_step=3, world=1, tiles_per_rank=9, process_bytes=1000)
+    rest = dict(disk={}, seconds={"steps": 1.0}, machine=machine, images=(1, 3))
+    cpu = estimate.Estimate(**common, device="cpu", offload=False, **parts, **rest)
+    assert (cpu.device_bytes, cpu.host_bytes) == (0, 1000 + 100 + 20 + 5)
+    gpu = estimate.Estimate(**common, device="cuda", offload=False, **parts, **rest)
+    assert (gpu.device_bytes, gpu.host_bytes) == (100 + 20 + 7 + 5, 1000 + 20)
+    offload = estimate.Estimate(**common, device="cuda", offload=True, **parts, **rest)
+    assert (offload.device_bytes, offload.host_bytes) == (7 + 5, 1000 + 20 + 100)
+    lines = estimate.describe(gpu, [224, 224])
+    assert "device memory per rank: 132 B (tile store 100 B" in "\n".join(lines)
