@@ -41,10 +41,12 @@ def bytes_needed(
     """Peak bytes of one rank's canvas state: its share of the tile store plus one blend.
 
     A rank holds a contiguous block of ``ceil(tiles / world_size)`` tiles; a blend decodes
-    every tile and blends them in place (``TilingModule.forward(out=)``) through one canvas.
+    them and blends them in place (``TilingModule.forward(out=)``) through the canvas they
+    cover, their share of the whole.
     """
-    tiles = math.ceil(tiling.num_tiles() / world_size)
-    return tiles * tile_bytes(param, state_dtype) + canvas_bytes(size)
+    total = tiling.num_tiles()
+    tiles = math.ceil(total / world_size)
+    return tiles * tile_bytes(param, state_dtype) + canvas_bytes(size) * tiles // total
 
 
 def uses_cuda(trainer: DictConfig) -> bool:
@@ -59,9 +61,11 @@ def check_memory(
     size: tuple[int, int],
     cfg: DictConfig,
     state_dtype: torch.dtype,
+    world_size: int = 1,
 ) -> None:
-    """Raise UserError, before allocating, when the canvas cannot fit where it will live."""
-    needed = bytes_needed(tiling, param, size, state_dtype)
+    """Raise UserError, before allocating, when one rank's share of the canvas cannot fit
+    where it will live."""
+    needed = bytes_needed(tiling, param, size, state_dtype, world_size)
     on_gpu = uses_cuda(cfg.trainer)
     if on_gpu and not cfg.render.offload:
         available, where = torch.cuda.mem_get_info()[0], "free GPU memory"

@@ -26,6 +26,7 @@ from render.budget import canvas_bytes, tile_bytes, uses_cuda
 from render.config import build, check_values
 from render.models import FeatureModel
 from render.objectives import Objective
+from render.pictures import Pictures
 from render.plan import Octave
 from render.progress import images_per_step, steps_seconds
 from render.run import (
@@ -38,14 +39,15 @@ from render.run import (
     world_size,
 )
 
-#: Bytes on disk per canvas pixel of each output, measured on the default render's picture
-#: (render.png: 2.24; a feature visualisation is detailed everywhere, so it compresses little):
-#: lossless PNG (render.png; render_tiles.png is about the same again), a tiled pyramidal
-#: BigTIFF (deflate, 256-pixel tiles) and a deep-zoom pyramid (libvips' dzsave: JPEG tiles of
-#: quality 75), both with every level counted, and the progress GIF per frame pixel.
+#: Bytes on disk per canvas pixel of each output (render/pictures.py), measured on real renders
+#: (a feature visualisation is detailed everywhere, so it compresses little): lossless PNG
+#: (render.png, the default render: 2.24; render_tiles.png is about the same again), the tiled
+#: pyramidal BigTIFF (deflate, 256-pixel tiles, every level) and the deep-zoom pyramid (JPEG
+#: tiles of quality 90, every level: 0.82 on the 2048x2048 bee poster), and the progress GIF
+#: per frame pixel.
 PNG_BYTES_PER_PIXEL = 2.24
 TIFF_BYTES_PER_PIXEL = 3.47
-DEEPZOOM_BYTES_PER_PIXEL = 0.41
+DEEPZOOM_BYTES_PER_PIXEL = 0.82
 GIF_BYTES_PER_PIXEL = 0.6
 #: Seconds a render spends in each octave outside its steps and blends (Lightning's Trainer
 #: set up and torn down, the canvas encoded into tiles), measured on the 2-core CPU.
@@ -195,18 +197,21 @@ def blends(octave: Octave, every: int, tiles_per_step: int, world: int) -> int:
 
 
 def disk_bytes(cfg: DictConfig, plan: Sequence[Octave], tiles_per_step: int, world: int) -> dict:
-    """Bytes of each output file (``PNG_BYTES_PER_PIXEL`` and its kin)."""
+    """Bytes of each output file the render will write (``output.*``; ``PNG_BYTES_PER_PIXEL``
+    and its kin)."""
     height, width = plan[-1].size
     pixels = height * width
     scale = min(1.0, cfg.render.gif_max_size / max(height, width))
     frames = sum(1 + blends(o, cfg.render.blend_every, tiles_per_step, world) for o in plan)
-    return {
-        "render.png": round(pixels * PNG_BYTES_PER_PIXEL),
-        "render_tiles.png": round(pixels * PNG_BYTES_PER_PIXEL),
-        "progress.gif": round(frames * pixels * scale**2 * GIF_BYTES_PER_PIXEL),
-        "render.tif": round(pixels * TIFF_BYTES_PER_PIXEL),
-        "render.dzi + render_files/": round(pixels * DEEPZOOM_BYTES_PER_PIXEL),
-    }
+    chosen = Pictures.choose(cfg.output, (height, width))
+    files = {"progress.gif": round(frames * pixels * scale**2 * GIF_BYTES_PER_PIXEL)}
+    if chosen.png:
+        files["render.png"] = files["render_tiles.png"] = round(pixels * PNG_BYTES_PER_PIXEL)
+    if chosen.tiff:
+        files["render.tif"] = round(pixels * TIFF_BYTES_PER_PIXEL)
+    if chosen.deepzoom:
+        files["render.dzi + render_files/"] = round(pixels * DEEPZOOM_BYTES_PER_PIXEL)
+    return files
 
 
 def estimate(
@@ -257,7 +262,7 @@ def estimate(
         offload=bool(cfg.render.offload),
         tiles_per_rank=tiles_per_rank,
         store_bytes=tiles_per_rank * tile_bytes(param, state_dtype(cfg.render.state_dtype)),
-        canvas_bytes=canvas_bytes((base[0], base[1])),
+        canvas_bytes=canvas_bytes((base[0], base[1])) * tiles_per_rank // plan[-1].tiles,
         step_bytes=round(max(images) * machine.step_bytes_per_image),
         model_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
         process_bytes=machine.process_bytes,

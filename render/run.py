@@ -435,6 +435,7 @@ def _render(
         base,
         cfg,
         state_dtype(settings.state_dtype),
+        world_size(cfg.trainer),
     )
     plan = make_plan(cfg, base, from_image)
     log_plan(plan, tile, settings.tiles_per_step)
@@ -467,7 +468,9 @@ def _render(
             continue
         tiling = make_tiling(cfg.tiling, size)
         param = build(cfg.param, tile_size=tuple(tile))
-        check_memory(tiling, param, size, cfg, state_dtype(settings.state_dtype))
+        check_memory(
+            tiling, param, size, cfg, state_dtype(settings.state_dtype), world_size(cfg.trainer)
+        )
         next_photo = init.canvas(size) if settings.carry_detail else None
         label = f"octave {octave.index + 1}/{len(plan)}"
         ckpt_dir = octave_dir(ckpt_root, octave.index, len(plan))

@@ -40,7 +40,8 @@ def test_the_default_render_is_planned_without_rendering(tmp_path):
     assert "octave 1/2: canvas 224x224, 1 tiles, 50 steps, 50 updates per tile, 1 image" in out
     assert "octave 2/2: canvas 448x448, 9 tiles, 150 steps, 50 updates per tile, 2 images" in out
     assert "steps: 200 per rank, 500 tile updates" in out
-    assert "9 tiles per rank" in out and "render.png" in out and "render.tif" in out
+    assert "9 tiles per rank" in out and "render.png" in out
+    assert "render.tif" not in out, "a 448 canvas gets no TIFF (output.large_pixels)"
     assert seconds(out) > 0
     assert "render.tiles_per_step=null: 3 (the default on the CPU" in result.stderr
     assert list(tmp_path.iterdir()) == [], "nothing is rendered or written"
@@ -95,8 +96,15 @@ def test_blends_and_disk_follow_the_plan():
 
     disk = estimate.disk_bytes(compose_render(), [octave], tiles_per_step=3, world=1)
     assert disk["render.png"] == round(448 * 448 * estimate.PNG_BYTES_PER_PIXEL)
-    assert disk["render.tif"] == round(448 * 448 * estimate.TIFF_BYTES_PER_PIXEL)
     assert disk["progress.gif"] == round(17 * 448 * 448 * estimate.GIF_BYTES_PER_PIXEL)
+    assert "render.tif" not in disk, "only the files output.* chooses are counted"
+    poster = Octave(1, (16384, 16384), 9604, 1, 1.0)
+    large = estimate.disk_bytes(compose_render(), [poster], tiles_per_step=3, world=1)
+    assert large["render.tif"] == round(16384**2 * estimate.TIFF_BYTES_PER_PIXEL)
+    assert large["render.dzi + render_files/"] == round(
+        16384**2 * estimate.DEEPZOOM_BYTES_PER_PIXEL
+    )
+    assert "render.png" not in large, "above output.png_max_pixels"
 
 
 def test_memory_per_rank_follows_where_the_store_lives():
