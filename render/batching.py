@@ -29,6 +29,8 @@ MEASURED_ENV = "TILEDREAM_TILES_PER_STEP"
 FREE_SHARE = 0.7
 # Past a few hundred tiles a step is barely cheaper per tile (H200 figures in the README).
 MOST_TILES = 512
+#: render.tiles_per_step=null on the CPU (see default_tiles_per_step).
+CPU_TILES_PER_STEP = 3
 
 
 def probe(
@@ -90,6 +92,30 @@ def auto_tiles_per_step(
     )
 
 
+def launched_apart(world: int) -> bool:
+    """Whether this is one of ``world`` processes started by torchrun or srun (not by Lightning
+    from this one): no process can measure for the others before they start.
+    """
+    return world > 1 and MEASURED_ENV not in os.environ and "RANK" in os.environ
+
+
+def default_tiles_per_step(trainer: DictConfig, world: int = 1) -> tuple[int | str, str]:
+    """What ``render.tiles_per_step=null`` (the default) means, and why (for the log).
+
+    ``auto`` where the steps run on CUDA: a batch of hundreds of tiles costs a fraction of a
+    small one per tile. ``CPU_TILES_PER_STEP`` on the CPU (the batch the CPU renders and their
+    figures were made with) and under torchrun or srun, where auto cannot be measured.
+    """
+    if not uses_cuda(trainer):
+        return CPU_TILES_PER_STEP, "the default on the CPU; auto on CUDA"
+    if launched_apart(world):
+        return CPU_TILES_PER_STEP, (
+            "the default under torchrun or srun, where auto cannot be measured by one process "
+            "for all; give a number for a larger batch"
+        )
+    return "auto", "the default on CUDA"
+
+
 def tiles_per_step(
     cfg: DictConfig,
     model: FeatureModel,
@@ -98,19 +124,19 @@ def tiles_per_step(
     world: int,
     views: int = 1,
 ) -> int:
-    """``render.tiles_per_step`` as a number: the given one, or the measured one for ``auto``
-    (with ``views`` images of each tile, as :func:`probe`).
+    """``render.tiles_per_step`` as a number: the given one, the default's
+    (:func:`default_tiles_per_step`), or the measured one for ``auto`` (with ``views`` images
+    of each tile, as :func:`probe`). The value has passed the schema's rule (render.config).
     """
     value = cfg.render.tiles_per_step
+    if value is None:
+        value, why = default_tiles_per_step(cfg.trainer, world)
+        log.info("render.tiles_per_step=null: %s (%s)", value, why)
     if value != "auto":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UserError(
-                f"render.tiles_per_step must be a positive integer or 'auto', got {value!r}"
-            )
-        return value
+        return int(value)
     if world > 1 and MEASURED_ENV in os.environ:
         return int(os.environ[MEASURED_ENV])
-    if world > 1 and "RANK" in os.environ:
+    if launched_apart(world):
         raise UserError(
             "render.tiles_per_step=auto is measured by one process and handed to the ones "
             "Lightning launches; with torchrun or srun give a number (the log of a "

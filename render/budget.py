@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import psutil
 import torch
 from omegaconf import DictConfig
@@ -15,24 +17,36 @@ GIB = 2**30
 STATE_COPIES = 2
 
 
+def tile_bytes(param: Parameterization, state_dtype: torch.dtype = torch.float32) -> int:
+    """Bytes of one tile of the store at its peak: its parameters and optimiser state, and its
+    decoded pixels during a blend.
+    """
+    h, w = param.tile_size
+    elements = int(torch.Size(param.param_shape).numel())
+    return elements * 4 + STATE_COPIES * elements * state_dtype.itemsize + 3 * h * w * 4
+
+
+def canvas_bytes(size: tuple[int, int]) -> int:
+    """Bytes of the float canvas that a blend builds (``rebuild_with_masks``)."""
+    return 3 * size[0] * size[1] * 4
+
+
 def bytes_needed(
     tiling: TilingModule,
     param: Parameterization,
     size: tuple[int, int],
     state_dtype: torch.dtype = torch.float32,
+    world_size: int = 1,
 ) -> int:
-    """Peak bytes of a render's canvas state: the tile store plus one blend.
+    """Peak bytes of one rank's canvas state: its share of the tile store plus one blend.
 
-    A blend decodes every tile and blends them in place (``TilingModule.forward(out=)``)
-    through one canvas.
+    A rank holds a contiguous block of ``ceil(tiles / world_size)`` tiles; a blend decodes
+    them and blends them in place (``TilingModule.forward(out=)``) through the canvas they
+    cover, their share of the whole.
     """
-    tiles = tiling.num_tiles()
-    h, w = param.tile_size
-    elements = tiles * int(torch.Size(param.param_shape).numel())
-    state = STATE_COPIES * elements * state_dtype.itemsize
-    pixels = tiles * 3 * h * w * 4
-    canvas = 3 * size[0] * size[1] * 4
-    return elements * 4 + state + pixels + canvas
+    total = tiling.num_tiles()
+    tiles = math.ceil(total / world_size)
+    return tiles * tile_bytes(param, state_dtype) + canvas_bytes(size) * tiles // total
 
 
 def uses_cuda(trainer: DictConfig) -> bool:
@@ -47,9 +61,11 @@ def check_memory(
     size: tuple[int, int],
     cfg: DictConfig,
     state_dtype: torch.dtype,
+    world_size: int = 1,
 ) -> None:
-    """Raise UserError, before allocating, when the canvas cannot fit where it will live."""
-    needed = bytes_needed(tiling, param, size, state_dtype)
+    """Raise UserError, before allocating, when one rank's share of the canvas cannot fit
+    where it will live."""
+    needed = bytes_needed(tiling, param, size, state_dtype, world_size)
     on_gpu = uses_cuda(cfg.trainer)
     if on_gpu and not cfg.render.offload:
         available, where = torch.cuda.mem_get_info()[0], "free GPU memory"

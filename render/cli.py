@@ -1,6 +1,8 @@
-"""The command line: ``tiledream`` (a render, Hydra overrides and ``-m``) and ``tiledream-layers``.
+"""The command line: ``tiledream`` (a render, Hydra overrides and ``-m``), ``tiledream plan``
+(``tiledream-plan``) and ``tiledream-layers``.
 
-``scripts/render.py`` and ``scripts/layers.py`` call the same functions from a checkout.
+``scripts/render.py``, ``scripts/plan.py`` and ``scripts/layers.py`` call the same functions
+from a checkout.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import logging
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,13 +23,20 @@ from omegaconf import DictConfig
 from render.config import build, check_values, compose_config, config_dir, register_configs
 from render.errors import RenderStopped, UserError
 
-__all__ = ["layers", "main"]
+__all__ = ["layers", "main", "plan"]
 
 register_configs()
 
 
+def main() -> None:
+    """``tiledream plan [overrides]`` plans; anything else is a render (Hydra's command line)."""
+    if sys.argv[1:2] == ["plan"]:
+        sys.exit(plan(sys.argv[2:]))
+    render_main()
+
+
 @hydra.main(config_path=config_dir(), config_name="render", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def render_main(cfg: DictConfig) -> None:
     """Render the composed config into Hydra's run directory; a UserError exits 2, a render
     stopped by a signal ``128 + signal`` (143 for SIGTERM) with the command that resumes it.
     """
@@ -81,4 +91,31 @@ def layers(overrides: Sequence[str] | None = None) -> int:
         return 2
     for name, channels in found:
         print(f"{name}\t{channels}")
+    return 0
+
+
+def plan(overrides: Sequence[str] | None = None) -> int:
+    """Print what the render of ``overrides`` would take, without rendering: its octaves,
+    tiles and steps, memory per rank, disk and time on this machine; the exit status.
+
+    ``overrides`` default to the command line's arguments.
+    """
+    if overrides is None:
+        overrides = sys.argv[1:]
+    try:
+        cfg = compose_config(overrides)
+        check_values(cfg)
+        import psutil
+
+        from render.estimate import describe, estimate
+
+        # The decision on render.tiles_per_step is logged, as in a render.
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        model, objective = build(cfg.model), build(cfg.objective)
+        startup = time.time() - psutil.Process().create_time()
+        found = estimate(cfg, model, objective, startup)
+    except (UserError, HydraException) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(describe(found, list(cfg.tiling.tile_size))))
     return 0

@@ -27,6 +27,8 @@ NON_NEGATIVE_INT = Number(integer=True, at_least=0)
 FINITE = Number()
 NON_NEGATIVE = Number(at_least=0)
 POSITIVE = Number(above=0)
+#: render.tiles_per_step: a count, or measured from the device (render/batching.py).
+TILES_PER_STEP = Number(integer=True, at_least=1, words=("auto",))
 
 
 @dataclass
@@ -49,7 +51,9 @@ class RenderSettings:
     """How the tiles are optimised."""
 
     # A number, or "auto": measured from the device's free memory (render/batching.py).
-    tiles_per_step: Union[int, str] = rule(COUNT, 4)  # noqa: UP007 - OmegaConf needs typing.Union
+    # None (the default): auto on CUDA, batching.CPU_TILES_PER_STEP on the CPU. OmegaConf
+    # needs typing.Union.
+    tiles_per_step: Union[int, str] | None = rule(TILES_PER_STEP, None)  # noqa: UP007
     # Updates of every tile between blends of the overlaps (passes over the canvas; 0: never).
     blend_every: int = rule(Number(integer=True, at_least=0, note="0: never"), 3)
     # Optimiser updates of every tile in each octave; trainer.max_steps, when set, wins.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -58,6 +59,28 @@ class OctaveProgressBar(TQDMProgressBar):
             bar.set_postfix(self.get_metrics(trainer, pl_module))
 
 
+def images_per_step(octave: Octave, tiles_per_step: int, world_size: int = 1) -> float:
+    """Images the model sees in an average step of ``octave`` on one rank: its batches of
+    tiles (a pass's last one may be short), each tile with its ``views``.
+    """
+    shard = math.ceil(octave.tiles / world_size)
+    return shard / math.ceil(shard / min(tiles_per_step, shard)) * octave.views
+
+
+def steps_seconds(
+    octaves: Sequence[Octave],
+    tiles_per_step: int,
+    step_seconds: Callable[[float], float],
+    world_size: int = 1,
+) -> float:
+    """Seconds the steps of ``octaves`` take, given the seconds of a step that shows the model
+    a number of images (:func:`images_per_step`).
+    """
+    return sum(
+        o.steps * step_seconds(images_per_step(o, tiles_per_step, world_size)) for o in octaves
+    )
+
+
 class TimeEstimate(pl.Callback):
     """Logs, once the octave's first ``after`` steps are timed, when the octave and render end.
 
@@ -85,11 +108,10 @@ class TimeEstimate(pl.Callback):
             return
         per_step = (time.perf_counter() - self.start_time) / done
         # Per image the model sees: a step of context views shows it two per tile.
-        per_image = per_step / (min(self.tiles_per_step, current.tiles) * current.views)
+        per_image = per_step / images_per_step(current, self.tiles_per_step)
         left = (current.steps - trainer.global_step) * per_step
-        later = sum(
-            o.steps * min(self.tiles_per_step, o.tiles) * o.views * per_image
-            for o in self.plan[self.octave + 1 :]
+        later = steps_seconds(
+            self.plan[self.octave + 1 :], self.tiles_per_step, lambda images: images * per_image
         )
         log.info(
             "octave %d/%d: %.2f s per step; expected to end in about %.0f s, the render in "

@@ -24,7 +24,8 @@ MAX_SEED = 2**32 - 1
 
 @dataclass(frozen=True)
 class Number:
-    """A finite number (an integer with ``integer``), bounded by any of the four limits.
+    """A finite number (an integer with ``integer``), bounded by any of the four limits, or one
+    of the ``words`` (``auto``: a value the render works out itself).
 
     ``at_least``/``at_most`` are inclusive, ``above``/``below`` exclusive; ``note`` is added to
     the message (what a special value means, where a default comes from).
@@ -35,6 +36,7 @@ class Number:
     above: float | None = None
     at_most: float | None = None
     below: float | None = None
+    words: tuple[str, ...] = ()
     note: str = ""
 
     def _limits(self) -> tuple[tuple[str, str, float] | None, tuple[str, str, float] | None]:
@@ -54,10 +56,13 @@ class Number:
         elif low or high:
             _, op, value = low or high  # type: ignore[misc]
             words += f" {op} {value}"
+        words += "".join(f" or {word!r}" for word in self.words)
         return f"{words} ({self.note})" if self.note else words
 
     def holds(self, value: Any) -> bool:
         """Whether ``value`` keeps the rule."""
+        if isinstance(value, str):
+            return value in self.words
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
         if (self.integer and not isinstance(value, int)) or not math.isfinite(value):

@@ -306,6 +306,40 @@ def world_size(trainer: DictConfig) -> int:
     return count * (nodes if isinstance(nodes, int) and nodes > 0 else 1)
 
 
+def canvas_size(cfg: DictConfig, init: Any) -> tuple[int, int]:
+    """The full canvas: ``tiling.base_size``, or the size of ``init`` (a photo) when null."""
+    base = cfg.tiling.base_size
+    size = tuple(base) if base is not None else init.size()
+    if size is None:
+        raise UserError("tiling.base_size is null, so init=image with init.path is needed")
+    return (int(size[0]), int(size[1]))
+
+
+def decide_tiles_per_step(
+    cfg: DictConfig,
+    model: FeatureModel,
+    objective: Objective,
+    base: tuple[int, int],
+    from_image: bool,
+) -> int:
+    """``render.tiles_per_step`` as a number (render/batching.py), written into ``cfg``.
+
+    Every later reader (the plan, the renderer, the checkpoints) sees the number, measured
+    once for auto with as many images per tile as the last octave's steps show the model.
+    """
+    settings, tile = cfg.render, (int(cfg.tiling.tile_size[0]), int(cfg.tiling.tile_size[1]))
+    octaves = octave_schedule(base, tile, settings.octaves, settings.octave_scale, from_image)[0]
+    settings.tiles_per_step = batching.tiles_per_step(
+        cfg,
+        model,
+        objective,
+        make_tiling(cfg.tiling, base).num_tiles(),
+        world_size(cfg.trainer),
+        views_per_tile(settings.context, from_image, octaves - 1),
+    )
+    return int(settings.tiles_per_step)
+
+
 def make_plan(cfg: DictConfig, base: tuple[int, int], from_image: bool) -> list[Octave]:
     """The octaves of a render and the steps of each (see :mod:`render.plan`)."""
     tile = (int(cfg.tiling.tile_size[0]), int(cfg.tiling.tile_size[1]))
@@ -388,28 +422,12 @@ def _render(
     objective = build(cfg.objective) if objective is None else objective
     objective.validate(model.layer_channels())
     init = build(cfg.init)
-    base = cfg.tiling.base_size
-    base = tuple(base) if base is not None else init.size()
-    if base is None:
-        raise UserError("tiling.base_size is null, so init=image with init.path is needed")
+    base = canvas_size(cfg, init)
     Pictures.choose(cfg.output, base)  # a canvas no output would hold is refused now
     tile = list(cfg.tiling.tile_size)
     settings = cfg.render
-    full_tiles = make_tiling(cfg.tiling, base).num_tiles()
     from_image = init.size() is not None
-    octaves = octave_schedule(
-        base, tuple(tile), settings.octaves, settings.octave_scale, from_image
-    )[0]
-    # Every later reader (the plan, the renderer) sees the number, measured once for auto
-    # with as many images per tile as the last octave's steps show the model.
-    settings.tiles_per_step = batching.tiles_per_step(
-        cfg,
-        model,
-        objective,
-        full_tiles,
-        world_size(cfg.trainer),
-        views_per_tile(settings.context, from_image, octaves - 1),
-    )
+    decide_tiles_per_step(cfg, model, objective, base, from_image)
     # The full-size octave needs the most: refuse before the first octave, not after it.
     check_memory(
         make_tiling(cfg.tiling, base),
@@ -417,6 +435,7 @@ def _render(
         base,
         cfg,
         state_dtype(settings.state_dtype),
+        world_size(cfg.trainer),
     )
     plan = make_plan(cfg, base, from_image)
     log_plan(plan, tile, settings.tiles_per_step)
@@ -449,7 +468,9 @@ def _render(
             continue
         tiling = make_tiling(cfg.tiling, size)
         param = build(cfg.param, tile_size=tuple(tile))
-        check_memory(tiling, param, size, cfg, state_dtype(settings.state_dtype))
+        check_memory(
+            tiling, param, size, cfg, state_dtype(settings.state_dtype), world_size(cfg.trainer)
+        )
         next_photo = init.canvas(size) if settings.carry_detail else None
         label = f"octave {octave.index + 1}/{len(plan)}"
         ckpt_dir = octave_dir(ckpt_root, octave.index, len(plan))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import numpy as np
@@ -142,3 +143,15 @@ def test_a_stopped_render_image_says_how_to_resume_and_resumes_to_the_same_pictu
     )
     whole = render_image(obj.channel("2", 5), **call, overrides=overrides)
     assert np.array_equal(np.asarray(resumed), np.asarray(whole))
+
+
+def test_render_image_takes_tiles_per_step_auto(caplog):
+    base = [o for o in TINY if not o.startswith("render.tiles_per_step")]
+    with caplog.at_level("INFO"):
+        image = render_image(overrides=[*base, "render.tiles_per_step=auto", *QUIET])
+    assert image.size == (112, 112)
+    chosen = re.search(
+        r"render\.tiles_per_step=auto: (\d+) tiles per step \(2 per CPU core", caplog.text
+    )
+    assert chosen, caplog.text
+    assert f"4 steps of up to {chosen[1]} tiles" in caplog.text

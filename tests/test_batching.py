@@ -5,6 +5,7 @@ import torch
 from test_configs import compose_render
 
 from render import batching
+from render.config import check_values
 from render.errors import UserError
 from render.models import efficientnet_lite0
 from render.objectives import channel, interpolate
@@ -16,13 +17,65 @@ from render.transforms import RobustnessTransforms
 def test_anything_but_a_positive_integer_or_auto_is_one_clear_error(value):
     cfg = compose_render()
     cfg.render.tiles_per_step = value
-    with pytest.raises(UserError, match="must be a positive integer or 'auto'"):
-        batching.tiles_per_step(cfg, None, None, tiles=9, world=1)
+    with pytest.raises(UserError, match=r"must be an integer >= 1 or 'auto', got"):
+        check_values(cfg)
+
+
+@pytest.mark.parametrize("value", [None, 1, 512, "auto"])
+def test_null_a_positive_integer_and_auto_keep_the_rule(value):
+    cfg = compose_render()
+    cfg.render.tiles_per_step = value
+    check_values(cfg)
 
 
 def test_a_number_is_kept():
     cfg = compose_render("render.tiles_per_step=7")
     assert batching.tiles_per_step(cfg, None, None, tiles=9, world=1) == 7
+
+
+def test_the_default_is_auto_on_cuda_and_a_number_on_the_cpu(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv(batching.MEASURED_ENV, raising=False)
+    trainer = compose_render().trainer
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert batching.default_tiles_per_step(trainer)[0] == batching.CPU_TILES_PER_STEP == 3
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert batching.default_tiles_per_step(trainer) == ("auto", "the default on CUDA")
+    assert batching.default_tiles_per_step(trainer, world=2)[0] == "auto", "Lightning's launcher"
+    cpu = compose_render("trainer.accelerator=cpu").trainer
+    assert batching.default_tiles_per_step(cpu)[0] == 3, "the CPU asked for on a GPU machine"
+    monkeypatch.setenv("RANK", "1")
+    number, why = batching.default_tiles_per_step(trainer, world=2)
+    assert number == 3 and "torchrun" in why, "no one process can measure for the others"
+
+
+def test_the_default_on_the_cpu_is_logged_with_the_reason(monkeypatch, caplog):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = compose_render()
+    assert cfg.render.tiles_per_step is None
+    with caplog.at_level("INFO"):
+        assert batching.tiles_per_step(cfg, None, None, tiles=9, world=1) == 3
+    assert "render.tiles_per_step=null: 3 (the default on the CPU; auto on CUDA)" in caplog.text
+
+
+def test_the_default_on_cuda_measures(monkeypatch, caplog):
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    measured = []
+
+    def auto(step, device, shard):
+        measured.append((device.type, shard))
+        return 40, "measured"
+
+    monkeypatch.setattr(batching, "auto_tiles_per_step", auto)
+    monkeypatch.setattr(batching, "probe", lambda *args: None)
+    cfg = compose_render()
+    with caplog.at_level("INFO"):
+        assert batching.tiles_per_step(cfg, efficientnet_lite0(), None, tiles=100, world=1) == 40
+    assert measured == [("cuda", 100)]
+    assert "render.tiles_per_step=null: auto (the default on CUDA)" in caplog.text
+    assert "render.tiles_per_step=auto: 40 tiles per step (measured)" in caplog.text
 
 
 def test_auto_on_the_cpu_takes_two_tiles_per_core_within_the_shard(monkeypatch, caplog):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from render import batching
 from render.config import register_configs
 from render.errors import UserError
 from render.plan import (
@@ -26,9 +27,12 @@ CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
 
 
 def compose_render(*overrides: str):
+    """The config of a CPU render, with render.tiles_per_step as the render resolves it."""
     register_configs()
     with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
-        return compose("render", overrides=list(overrides))
+        cfg = compose("render", overrides=["trainer.accelerator=cpu", *overrides])
+    cfg.render.tiles_per_step = batching.tiles_per_step(cfg, None, None, tiles=1, world=1)
+    return cfg
 
 
 def pyramid(base, tile=(224, 224)):

@@ -1,6 +1,7 @@
 """scripts/render.py end to end, through the real command line."""
 
 import csv
+import re
 
 import pytest
 from conftest import TINY, run_render
@@ -120,3 +121,26 @@ def test_user_mistakes_end_with_one_clear_line(tmp_path, overrides, message):
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and message in errors[0]
+
+
+@pytest.mark.parametrize(
+    "given, chosen",
+    [
+        (
+            "render.tiles_per_step=auto",
+            r"render\.tiles_per_step=auto: (\d+) tiles per step \(2 per CPU core",
+        ),
+        ("render.tiles_per_step=1", None),
+        (None, r"render\.tiles_per_step=null: (3) \(the default on the CPU; auto on CUDA\)"),
+    ],
+    ids=["auto", "number", "default"],
+)
+def test_each_form_of_tiles_per_step_renders_from_the_command_line(tmp_path, given, chosen):
+    base = [o for o in TINY if not o.startswith("render.tiles_per_step")]
+    run_render(*base, *([given] if given else []), f"hydra.run.dir={tmp_path}")
+    log = (tmp_path / "render.log").read_text()
+    found = re.search(chosen, log) if chosen else None
+    number = int(found[1]) if found else 1
+    assert chosen is None or found, log
+    assert f"4 steps of up to {number} tiles" in log, "the plan steps the chosen batch"
+    assert (tmp_path / "render.png").is_file()

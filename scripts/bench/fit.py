@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
+from render import batching
 from render.budget import check_memory
 from render.config import build, compose_config
 from render.models import FeatureModel
@@ -160,6 +161,10 @@ def run_fit(
     objective = build(cfg.objective)
     objective.validate(model.layer_channels())
     tiling = make_tiling(cfg.tiling, size)
+    # As the render resolves it: the default (null) or auto becomes a number.
+    cfg.render.tiles_per_step = batching.tiles_per_step(
+        cfg, model, objective, tiling.num_tiles(), world=1
+    )
     param = build(cfg.param, tile_size=tuple(tile))
     check_memory(tiling, param, size, cfg, state_dtype(cfg.render.state_dtype))
     module = make_renderer(cfg, model, objective, tiling, param, seed=cfg.seed, init_canvas=None)

@@ -12,7 +12,6 @@ from render.config import build, compose_config
 from render.errors import UserError
 from render.models import FeatureModel
 from render.run import make_tiling, state_dtype
-from render.schedule import TileBatches
 from scripts.bench.common import MB, free_memory, machine_line, markdown_table
 from scripts.bench.fit import FitResult, run_fit
 from scripts.bench.rss import render_rss
@@ -38,6 +37,11 @@ def fits_by_size(
     return results
 
 
+def tiles_per_step(fits: dict[int, FitResult | str]) -> int | str:
+    """The (default) tiles per step the fits ran with, as the render resolved it."""
+    return next((f.tiles_per_step for f in fits.values() if not isinstance(f, str)), "?")
+
+
 def part_blend(fits: dict[int, FitResult | str], sizes: Sequence[int], blend_every: int) -> None:
     """Part 2: one blend against one step."""
     rows = []
@@ -56,8 +60,7 @@ def part_blend(fits: dict[int, FitResult | str], sizes: Sequence[int], blend_eve
                 f"{100 * fit.blend_share(blend_every):.1f}%",
             ]
         )
-    tps = next((f.tiles_per_step for f in fits.values() if not isinstance(f, str)), "?")
-    print(f"\n### 2. Blend cost (tiles of 224, overlap 0.25, {tps} tiles/step)\n")
+    print(f"\n### 2. Blend cost (tiles of 224, overlap 0.25, {tiles_per_step(fits)} tiles/step)\n")
     print(machine_line() + "\n")
     print(
         markdown_table(
@@ -102,8 +105,7 @@ def part_scaling(
             first = first or (size**2, rss)
         row: list[object] = [f"{size}x{size}", tiling.num_tiles()]
         if isinstance(fit, str):
-            steps = len(TileBatches(tiling.num_tiles(), cfg.render.tiles_per_step, 0))
-            row += [steps, fit, "", "", ""]
+            row += ["", fit, "", "", ""]
         else:
             pass_s = fit.steps_per_pass * fit.step_s + fit.blend_s
             share = fit.blend_share(blend_every)
@@ -132,7 +134,7 @@ def part_scaling(
         headers += ["CUDA peak MB offload=false", "CUDA peak MB offload=true"]
     print(
         f"\n### 3. Scaling with the canvas (tiles {tile[0]}, overlap 0.25, "
-        f"{cfg.render.tiles_per_step} tiles/step; RSS of a fresh `scripts/render.py "
+        f"{tiles_per_step(fits)} tiles/step; RSS of a fresh `scripts/render.py "
         f"trainer.max_steps=2{''.join(' ' + o for o in args.rss_overrides)}`)\n"
     )
     print(machine_line() + "\n")
