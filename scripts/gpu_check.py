@@ -899,6 +899,7 @@ def section_poster(ctx: Context, section: Section, clock: Clock) -> None:
         table.rows += [
             ["exit", done.code],
             ["wall (s)", done.seconds],
+            ["tiles per step", poster.tiles_per_step(log)],
             ["peak device memory", poster.peak_cuda_mb(log)],
             ["peak host memory (render process)", peak_host],
             ["outputs", "; ".join(poster.outputs(Path(tmp))) or "none"],

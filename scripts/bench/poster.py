@@ -132,6 +132,12 @@ def peak_cuda_mb(log: str) -> str:
     return f"{found[-1]} MB" if found else "none logged (no CUDA)"
 
 
+def tiles_per_step(log: str) -> str:
+    """What ``render.tiles_per_step=auto`` (or its default) chose and why, from the log."""
+    found = re.findall(r"render\.tiles_per_step=(?:auto|null): ([^\n]*)", log)
+    return found[-1] if found else "as given (see the overrides)"
+
+
 def outputs(run_dir: Path) -> list[str]:
     """``name (size)`` of each picture file of a run; folders as their files' total."""
     names = ["render.png", "render.tif", "render.dzi", "render_files", "viewer.html"]
