@@ -65,6 +65,11 @@ class RenderSettings:
     # view: its neighbourhood at the first octave's scale, which keeps that octave's
     # composition (render/context.py).
     context: bool = True
+    # Where each context view's thumbnail lies between the first octave's size (0) and the
+    # octave's own (1), on a log scale; with several, a tile's updates take them in turn (each
+    # update still scores two images). [0, 0.33]: every other view shows the neighbourhood at
+    # about a quarter of the canvas, a scale neither octave 1's view nor the tile covers.
+    context_scales: list[float] = rule(Number(at_least=0, at_most=1), default_factory=lambda: [0.0])
     # None: a pyramid from about one tile for renders from noise (scale <= 2), one octave of
     # DeepDream's 1.4 for a photo. Values given win (render/plan.py).
     octaves: int | None = rule(COUNT, None)

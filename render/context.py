@@ -74,3 +74,60 @@ class ContextView:
             views.append(view)
         spans = (tile / self.scale).expand(len(tiles), 2)
         return torch.stack(views), corner / self.scale, spans
+
+
+def between(first: tuple[int, int], own: tuple[int, int], scale: float) -> tuple[int, int]:
+    """The canvas size ``scale`` of the way from ``first`` (0) to ``own`` (1), on a log scale."""
+    height, width = (round(f ** (1 - scale) * o**scale) for f, o in zip(first, own, strict=True))
+    return height, width
+
+
+class ContextViews:
+    """Context views from thumbnails of several sizes, which a tile's updates take in turn."""
+
+    def __init__(
+        self, canvas: tuple[int, int], thumbnails: Sequence[tuple[int, int]], tile: tuple[int, int]
+    ) -> None:
+        self.each = [ContextView(canvas, size, tile) for size in thumbnails]
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        """The thumbnails' sizes, in turn order."""
+        return [view.size for view in self.each]
+
+    @property
+    def thumbnails(self) -> list[Tensor] | None:
+        """The thumbnails, or None before the first refresh."""
+        shown = [view.thumbnail for view in self.each]
+        return None if any(t is None for t in shown) else shown  # type: ignore[return-value]
+
+    @thumbnails.setter
+    def thumbnails(self, thumbnails: Sequence[Tensor]) -> None:
+        for view, thumbnail in zip(self.each, thumbnails, strict=True):
+            view.thumbnail = thumbnail
+
+    def refresh(self, canvases: Sequence[Tensor], device: torch.device) -> None:
+        """Take each thumbnail from the canvas already shrunk to its size (``sizes``' order)."""
+        for view, canvas in zip(self.each, canvases, strict=True):
+            view.refresh(canvas, device)
+
+    def views(
+        self, tiles: Tensor, starts: Tensor, updates: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`ContextView.views` of each tile from the thumbnail whose turn its update
+        count ``updates`` [n] makes it.
+        """
+        turns = updates.long() % len(self.each)
+        parts = [
+            (which, view.views(tiles[which], starts[which]))
+            for turn, view in enumerate(self.each)
+            if len(which := (turns == turn).nonzero().flatten()) > 0
+        ]
+        if len(parts) == 1:
+            return parts[0][1]
+        views = tiles.new_empty(tiles.shape)
+        corners = torch.empty((len(tiles), 2), dtype=torch.float64)
+        spans = torch.empty((len(tiles), 2), dtype=torch.float64)
+        for which, (v, c, s) in parts:
+            views[which.to(tiles.device)], corners[which], spans[which] = v, c.double(), s.double()
+        return views, corners, spans

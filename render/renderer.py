@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -13,7 +13,7 @@ from torch import Tensor
 
 from render import shards
 from render.checkpoints import SHARDS_KEY, other_world
-from render.context import ContextView, shrink
+from render.context import ContextViews, shrink
 from render.errors import UserError
 from render.memory import release_free_memory
 from render.models import FeatureModel
@@ -82,16 +82,17 @@ class TileRenderer(pl.LightningModule):
         offload: bool = False,
         decode_chunk: int = 8,
         state_dtype: torch.dtype | None = None,
-        context: tuple[int, int] | None = None,
+        context: Sequence[tuple[int, int]] | None = None,
         shard: tuple[int, int] = (0, 1),
         init_top: int = 0,
     ) -> None:
         """Set up the canvas from ``init_canvas`` (pixels in [0, 1]) or seeded noise.
 
-        ``context``, a canvas size smaller than this one (the first octave's): each tile is
-        also scored in its context view at that size (render/context.py). ``shard``: (rank,
-        world size) of this process (the trainer's); its tiles are set up alone, from canvas
-        rows ``init_canvas`` starting at row ``init_top`` (which need only cover them).
+        ``context``, canvas sizes smaller than this one (the first octave's, any between): each
+        tile is also scored in its context view at one of them, in turn (render/context.py).
+        ``shard``: (rank, world size) of this process (the trainer's); its tiles are set up
+        alone, from canvas rows ``init_canvas`` starting at row ``init_top`` (which need only
+        cover them).
         """
         super().__init__()
         self.model = model
@@ -113,7 +114,9 @@ class TileRenderer(pl.LightningModule):
         self.context = (
             None
             if context is None
-            else ContextView((tiling._base_size[0], tiling._base_size[1]), context, param.tile_size)
+            else ContextViews(
+                (tiling._base_size[0], tiling._base_size[1]), context, param.tile_size
+            )
         )
         self.automatic_optimization = False
         # The frozen model's weights are not part of a render's state: checkpoints leave them out.
@@ -165,17 +168,19 @@ class TileRenderer(pl.LightningModule):
     def on_fit_start(self) -> None:
         if not self.offload:
             self.store.to(self.device)
-        if self.context is not None and self.context.thumbnail is not None:
-            # A checkpoint's thumbnail is loaded before the module reaches its device (unless
+        if self.context is not None and (thumbnails := self.context.thumbnails) is not None:
+            # A checkpoint's thumbnails are loaded before the module reaches its device (unless
             # the strategy restores after its setup).
-            self.context.thumbnail = self.context.thumbnail.to(self.device)
+            self.context.thumbnails = [t.to(self.device) for t in thumbnails]
 
     def on_train_start(self) -> None:
         # Lightning prefetches a batch, so the loader state it saved may run one ahead.
         assert self.loader is not None
         self.loader.position = self.global_step
-        if self.context is not None and self.context.thumbnail is None:
-            self.context.refresh(self.thumbnail(self.context.size), self.device)
+        if self.context is not None and self.context.thumbnails is None:
+            pixels = self.decode_all()
+            canvases = [self.thumbnail(size, pixels) for size in self.context.sizes]
+            self.context.refresh(canvases, self.device)
 
     def transfer_batch_to_device(self, batch: Tensor, device: torch.device, _: int) -> Tensor:
         # Tile indices stay on the host: the store moves them without waiting for the device.
@@ -213,7 +218,9 @@ class TileRenderer(pl.LightningModule):
         """
         starts, images, spans = self._tile_starts[idx], tiles, None
         if self.context is not None:
-            views, corners, view_spans = self.context.views(tiles, starts)
+            views, corners, view_spans = self.context.views(
+                tiles, starts, self.store.updates_of(idx)
+            )
             images = torch.cat([tiles, views])
             starts = torch.cat([starts.double(), corners])
             tile = torch.tensor(self.param.tile_size, dtype=torch.float64)
@@ -281,9 +288,9 @@ class TileRenderer(pl.LightningModule):
         }
         checkpoint["tile_store"] = self.store.state_dict()
         checkpoint[SHARDS_KEY] = self.shard[1]
-        if self.context is not None and self.context.thumbnail is not None:
-            # The thumbnail of the last blend: a resumed render sees the views it would have.
-            checkpoint[CONTEXT_KEY] = self.context.thumbnail.cpu()
+        if self.context is not None and (thumbnails := self.context.thumbnails) is not None:
+            # The thumbnails of the last blend: a resumed render sees the views it would have.
+            checkpoint[CONTEXT_KEY] = [t.cpu() for t in thumbnails]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get(SHARDS_KEY, 1)
@@ -291,7 +298,10 @@ class TileRenderer(pl.LightningModule):
             raise other_world(self.trainer.ckpt_path, saved, self.shard[1])
         self.store.load_state_dict(checkpoint["tile_store"])
         if self.context is not None and CONTEXT_KEY in checkpoint:
-            self.context.thumbnail = checkpoint[CONTEXT_KEY].to(self.device)
+            saved = checkpoint[CONTEXT_KEY]
+            # Checkpoints from before several context scales hold the one thumbnail.
+            saved = [saved] if isinstance(saved, Tensor) else saved
+            self.context.thumbnails = [t.to(self.device) for t in saved]
 
     def on_train_end(self) -> None:
         self.drain_scores()
@@ -367,7 +377,8 @@ class TileRenderer(pl.LightningModule):
         chunks = (pixels[chunk] for chunk in self._chunks())
         self._encode_into(chunks, self.store.params, self.device)
         if self.context is not None:
-            self.context.refresh(self.thumbnail(self.context.size, pixels), self.device)
+            canvases = [self.thumbnail(size, pixels) for size in self.context.sizes]
+            self.context.refresh(canvases, self.device)
         return pixels
 
     def _blend_shard(self, pixels: Tensor) -> Tensor:

@@ -32,6 +32,7 @@ from render.checkpoints import (
     render_config,
 )
 from render.config import build, check_values
+from render.context import between
 from render.errors import UserError
 from render.models import FeatureModel
 from render.objectives import Objective
@@ -201,12 +202,12 @@ def make_renderer(
     *,
     seed: int,
     init_canvas: Tensor | None,
-    context: tuple[int, int] | None = None,
+    context: Sequence[tuple[int, int]] | None = None,
     shard: tuple[int, int] = (0, 1),
     init_top: int = 0,
 ) -> TileRenderer:
     """The Lightning module for one canvas, with the config's transforms and optimiser;
-    ``context``: the first octave's canvas size, for context views (render/context.py);
+    ``context``: the context views' thumbnail sizes, taken in turn (render/context.py);
     ``shard``: (rank, world size) of this process; ``init_canvas``: canvas rows from
     ``init_top`` that cover this rank's tiles.
     """
@@ -227,6 +228,18 @@ def make_renderer(
         shard=shard,
         init_top=init_top,
     )
+
+
+def context_sizes(
+    cfg: DictConfig, first: tuple[int, int], own: tuple[int, int]
+) -> list[tuple[int, int]]:
+    """The thumbnail sizes of an octave of canvas size ``own``'s context views, one per
+    ``render.context_scales`` (0: ``first``, the first octave's size; 1: ``own``).
+    """
+    scales = list(cfg.render.context_scales)
+    if not scales:
+        raise UserError("render.context_scales must list at least one scale, got []")
+    return [between(first, own, scale) for scale in scales]
 
 
 def state_dtype(name: str) -> torch.dtype:
@@ -514,7 +527,7 @@ def _render(
             param,
             seed=cfg.seed + octave.index,
             init_canvas=init_canvas,
-            context=plan[0].size if octave.views > 1 else None,
+            context=context_sizes(cfg, plan[0].size, size) if octave.views > 1 else None,
             shard=shard,
             init_top=init_top,
         )

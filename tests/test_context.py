@@ -9,7 +9,7 @@ from conftest import coordinate_canvas
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from render.context import ContextView
+from render.context import ContextView, ContextViews, between
 from render.objectives.spatial import canvas_points
 from render.transforms import NoTransforms
 from tiling import TilingModule
@@ -93,3 +93,28 @@ def test_the_gradient_reaches_each_tile_through_its_pasted_pixels_only() -> None
 def test_views_before_a_thumbnail_is_taken_are_a_bug() -> None:
     with pytest.raises(RuntimeError, match="before refresh"):
         ContextView((64, 64), (32, 32), (16, 16)).views(torch.rand(1, 3, 16, 16), torch.zeros(1, 2))
+
+
+def test_context_scales_lie_between_the_first_octaves_size_and_the_octaves_own() -> None:
+    assert between((224, 224), (2048, 2048), 0.0) == (224, 224)
+    assert between((224, 224), (2048, 2048), 1.0) == (2048, 2048)
+    assert between((224, 224), (2048, 2048), 0.5) == (677, 677)  # octave 3 of the 2048 pyramid
+    assert between((100, 200), (400, 200), 0.5) == (200, 200)
+
+
+def test_each_tile_takes_the_thumbnail_its_update_count_turns_to() -> None:
+    # A black thumbnail and a white one: the canvas around each pasted tile says whose turn it was.
+    canvas, tile = (64, 64), (16, 16)
+    views = ContextViews(canvas, [(32, 32), (48, 48)], tile)
+    views.refresh([torch.zeros(1, 3, 32, 32), torch.ones(1, 3, 48, 48)], torch.device("cpu"))
+    tiles = torch.full((4, 3, *tile), 0.5)
+    starts = torch.tensor([[0, 0], [48, 48], [0, 48], [24, 24]])
+    seen, corners, spans = views.views(tiles, starts, torch.tensor([0, 1, 2, 5]))
+    assert [bool((view == 1).any()) for view in seen] == [False, True, False, True]
+    assert [bool((view == 0).any()) for view in seen] == [True, False, True, False]
+    # Each view's place and span are its own thumbnail's, as one ContextView gives them.
+    for k, which in enumerate([0, 1, 0, 1]):
+        single = views.each[which].views(tiles[k : k + 1], starts[k : k + 1])
+        torch.testing.assert_close(seen[k], single[0][0])
+        torch.testing.assert_close(corners[k], single[1][0].double())
+        torch.testing.assert_close(spans[k], single[2][0].double())

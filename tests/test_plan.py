@@ -21,7 +21,7 @@ from render.plan import (
     steps_for,
     updates_per_tile,
 )
-from render.run import make_plan
+from render.run import context_sizes, make_plan
 
 CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
 
@@ -118,6 +118,15 @@ def test_every_octave_after_the_first_scores_context_views_unless_turned_off():
     assert [o.steps for o in off] == [o.steps for o in plan], "the same updates per tile"
     photo = make_plan(compose_render("render.octaves=3"), (1024, 1024), from_image=True)
     assert [o.views for o in photo] == [1, 1, 1], "a photo's dream keeps the photo's composition"
+
+
+def test_context_scales_give_each_octave_its_thumbnail_sizes_in_turn_order():
+    first, own = (224, 224), (2048, 2048)
+    assert context_sizes(compose_render(), first, own) == [first], "octave 1's size alone"
+    mixed = compose_render("render.context_scales=[0.0,0.5,1.0]")
+    assert context_sizes(mixed, first, own) == [first, (677, 677), own]
+    with pytest.raises(UserError, match=r"render.context_scales must list at least one"):
+        context_sizes(compose_render("render.context_scales=[]"), first, own)
 
 
 def test_trainer_max_steps_sets_every_octave_and_octaves_can_be_forced():

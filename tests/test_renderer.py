@@ -74,7 +74,7 @@ class Snapshot(pl.Callback):
 def test_with_context_views_the_model_sees_each_tile_twice_and_blends_take_a_new_thumbnail(
     model,
 ):
-    renderer = make_renderer(model, channel("blocks.2.0", 3), base=128, context=(64, 64))
+    renderer = make_renderer(model, channel("blocks.2.0", 3), base=128, context=[(64, 64)])
     start = renderer.canvas()
     batches = []
 
@@ -88,13 +88,36 @@ def test_with_context_views_the_model_sees_each_tile_twice_and_blends_take_a_new
     finally:
         hook.remove()
     assert batches == [2, 2, 2], "one tile and its context view per step"
-    first = renderer.context.thumbnail.clone()
+    (first,) = [t.clone() for t in renderer.context.thumbnails]
     torch.testing.assert_close(first, shrink(start, [64, 64]).clamp(0, 1))
     renderer.blend()
-    torch.testing.assert_close(
-        renderer.context.thumbnail, shrink(renderer.canvas(), [64, 64]).clamp(0, 1)
+    (after,) = renderer.context.thumbnails
+    torch.testing.assert_close(after, shrink(renderer.canvas(), [64, 64]).clamp(0, 1))
+    assert not torch.equal(after, first), "the steps moved the canvas"
+
+
+def test_a_tiles_updates_take_the_context_scales_in_turn(model):
+    # Thumbnails of half the canvas and of the whole: at the whole canvas's scale a tile's
+    # context view is the tile itself, so the model sees two equal images on the updates
+    # whose turn it is and two different ones on the others.
+    renderer = make_renderer(
+        model, channel("blocks.2.0", 3), base=128, context=[(64, 64), (128, 128)]
     )
-    assert not torch.equal(renderer.context.thumbnail, first), "the steps moved the canvas"
+    assert renderer.context.sizes == [(64, 64), (128, 128)]
+    seen = []
+
+    def record(module, args, out):
+        if torch.is_grad_enabled():
+            seen.append(torch.equal(args[0][0], args[0][1]))
+
+    tiles = renderer.tiling.num_tiles()
+    hook = model.network.conv_stem.register_forward_hook(record)
+    try:
+        fit(renderer, 2 * tiles)
+    finally:
+        hook.remove()
+    # A pass over the tiles is one update of each, in a shuffled order.
+    assert seen == [False] * tiles + [True] * tiles
 
 
 def test_a_step_moves_only_its_own_tiles(model):
