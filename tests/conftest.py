@@ -36,6 +36,19 @@ def run_render(*overrides: str, check: bool = True) -> subprocess.CompletedProce
     )
 
 
+def start_render(*overrides: str, session: bool = False) -> subprocess.Popen:
+    """``python scripts/render.py OVERRIDES...`` started in the background, its output
+    discarded; ``session``: in a session of its own, so ``kill -9`` reaches what it launched.
+    """
+    return subprocess.Popen(
+        [sys.executable, RENDER, *overrides],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=session,
+    )
+
+
 def fit(module: pl.LightningModule, steps: int, callbacks=(), **trainer) -> pl.Trainer:
     """Fit ``module`` for ``steps`` steps with no logger, checkpoints or progress bar.
 

@@ -4,13 +4,12 @@ one run directory; end to end through the real command line, and the parts on th
 import logging
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import RENDER, ROOT, TINY, run_render
+from conftest import TINY, run_render, start_render
 
 from render.checkpoints import (
     CONFIG_KEY,
@@ -135,18 +134,7 @@ def test_no_readable_checkpoint_is_one_line_naming_each_file(run_dir):
 
 @pytest.mark.slow
 def test_a_second_render_in_a_run_directory_is_refused_until_the_first_ends(tmp_path):
-    first = subprocess.Popen(
-        [
-            sys.executable,
-            RENDER,
-            *TINY,
-            "trainer.max_steps=10000",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    first = start_render(*TINY, "trainer.max_steps=10000", f"hydra.run.dir={tmp_path}")
     try:
         lock = tmp_path / LOCK_NAME
         deadline = time.monotonic() + 300

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import RENDER, ROOT, run_render
+from conftest import RENDER, ROOT, run_render, start_render
 from PIL import Image
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -117,13 +117,7 @@ def test_two_processes_killed_resume_to_the_same_picture_and_another_count_is_re
     run_render(*RESUMABLE, *ddp, f"hydra.run.dir={tmp_path / 'whole'}")
     run_dir = tmp_path / "killed"
     # Its own session: kill -9 reaches the launcher and the process it started.
-    process = subprocess.Popen(
-        [sys.executable, RENDER, *RESUMABLE, *ddp, f"hydra.run.dir={run_dir}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process = start_render(*RESUMABLE, *ddp, f"hydra.run.dir={run_dir}", session=True)
     octave2 = run_dir / "checkpoints" / "octave2"
     deadline = time.monotonic() + 300
     while not list(octave2.glob("step=*.ckpt.rank1-of-2")) and time.monotonic() < deadline:

@@ -14,7 +14,7 @@ import psutil
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
-from conftest import RENDER, ROOT, TINY, run_render
+from conftest import RENDER, ROOT, TINY, run_render, start_render
 from PIL import Image
 
 from render.checkpoints import UNREADABLE_SUFFIX
@@ -74,12 +74,7 @@ def test_killed_render_resumes_to_the_same_bytes(tmp_path, whole_render, small, 
     # Killed in the second octave, resumed from its checkpoint; with the newest checkpoint
     # truncated, from the one before (in octave 2 or, if it had none, at the end of octave 1).
     run_dir = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, RENDER, *small, *RESUMABLE, f"hydra.run.dir={run_dir}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_render(*small, *RESUMABLE, f"hydra.run.dir={run_dir}")
     checkpoint = run_dir / "checkpoints" / "octave2" / "last.ckpt"
     deadline = time.monotonic() + 300
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
