@@ -19,10 +19,11 @@ from __future__ import annotations
 import os
 import sys
 
-# scripts/render.py is named like the package: import the package, not that file.
-sys.path[:] = [
-    p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))
-]
+# scripts/render.py is named like the package: import the package, not that file; the
+# repository root instead, for scripts.check_layout.
+SCRIPTS = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != SCRIPTS]
+sys.path.insert(0, os.path.dirname(SCRIPTS))
 
 import argparse  # noqa: E402
 
