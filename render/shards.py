@@ -113,24 +113,27 @@ def _scatter_order(slices: list[list[int]], count: int) -> list[int]:
     return order
 
 
-def place(
-    tiling: TilingModule, parts: list[tuple[Tensor, Tensor]], top: int, bottom: int
-) -> Tensor:
-    """Canvas rows ``[top, bottom)`` ``[1, c, bottom - top, W]`` of the tiles in ``parts``
-    (pairs of pixel tiles and their indices) alone, each weighted by its blend mask:
-    ``rebuild_with_masks`` restricted to those rows and tiles.
+def blend_order(tiling: TilingModule) -> list[int]:
+    """Tile rows in the order ``TilingModule`` blends them: adding whole tile rows to a band in
+    this order, each with :func:`add_tiles`, gives the blended canvas's bits.
+    """
+    order_y = _scatter_order(tiling._scatter_y, len(tiling._starts_y))
+    return sorted(range(len(order_y)), key=order_y.__getitem__)
 
-    Rows where every covering tile is in ``parts`` equal the blended canvas there, bit for
-    bit: tiles are added in the order ``TilingModule`` adds them, with the same weights.
+
+def add_tiles(
+    tiling: TilingModule, band: Tensor, top: int, parts: list[tuple[Tensor, Tensor]]
+) -> None:
+    """Add the tiles in ``parts`` (pairs of pixel tiles and their indices), each weighted by its
+    blend mask, into canvas rows ``band`` ``[c, h, W]`` that start at ``top``.
+
+    Tiles are added in the order ``TilingModule`` adds them, with the same weights, so rows
+    whose every covering tile has been added equal the blended canvas there, bit for bit.
     """
     cols = tiling.tiling_pattern()[1]
     th, tw = tiling._tile_size
-    like = parts[0][0]
-    dtype = tiling._accumulation_dtype(like.dtype)
-    wy, wx = tiling._weights(dtype, like.device)
-    band = torch.zeros(
-        (1, like.shape[1], bottom - top, tiling._base_size[1]), dtype=dtype, device=like.device
-    )
+    bottom = top + band.shape[1]
+    wy, wx = tiling._weights(band.dtype, band.device)
     order_y = _scatter_order(tiling._scatter_y, len(tiling._starts_y))
     order_x = _scatter_order(tiling._scatter_x, cols)
     placed = []
@@ -144,8 +147,24 @@ def place(
     for _, i, j, lo, hi, tile in placed:
         y, x = tiling._starts_y[i], tiling._starts_x[j]
         mask = torch.outer(wy[i, lo - y : hi - y], wx[j])
-        band[0, :, lo - top : hi - top, x : x + tw].addcmul_(tile[:, lo - y : hi - y], mask)
-    return band.to(like.dtype)
+        band[:, lo - top : hi - top, x : x + tw].addcmul_(tile[:, lo - y : hi - y], mask)
+
+
+def place(
+    tiling: TilingModule, parts: list[tuple[Tensor, Tensor]], top: int, bottom: int
+) -> Tensor:
+    """Canvas rows ``[top, bottom)`` ``[1, c, bottom - top, W]`` of the tiles in ``parts``
+    (pairs of pixel tiles and their indices) alone, each weighted by its blend mask:
+    ``rebuild_with_masks`` restricted to those rows and tiles (see :func:`add_tiles`).
+    """
+    like = parts[0][0]
+    band = torch.zeros(
+        (like.shape[1], bottom - top, tiling._base_size[1]),
+        dtype=tiling._accumulation_dtype(like.dtype),
+        device=like.device,
+    )
+    add_tiles(tiling, band, top, parts)
+    return band[None].to(like.dtype)
 
 
 def crop_tiles(

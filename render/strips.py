@@ -2,7 +2,8 @@
 
 ``canvas_strips`` blends, for each band of rows, only the tile rows that cross it, with the
 tiling's own weights and in the order ``TilingModule.rebuild_with_masks`` adds them, so each band
-is that rebuild's rows (clamped to [0, 1]). It keeps one band and one row of tiles alive.
+is that rebuild's rows (clamped to [0, 1]) (``render.shards.add_tiles``). It keeps one band and
+one row of tiles alive.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
+from render.shards import add_tiles, blend_order
 from tiling import TilingModule
 
 __all__ = ["Fetch", "canvas_strips", "fetch_order"]
@@ -20,22 +22,13 @@ __all__ = ["Fetch", "canvas_strips", "fetch_order"]
 Fetch = Callable[[Tensor], Tensor]
 
 
-def _row_order(tiling: TilingModule) -> list[int]:
-    """Tile rows in the order ``rebuild_with_masks`` adds them (its scatter slices, in turn)."""
-    return [
-        row
-        for first, count, step, _, _ in tiling._scatter_y
-        for row in range(first, first + count * step, step)
-    ]
-
-
 def _bands(tiling: TilingModule, rows: int) -> Iterator[tuple[int, int, list[int]]]:
     """``(top, bottom, tile rows)`` of every band: the tile rows that cross it, in blend order."""
     if rows < 1:
         raise ValueError(f"rows must be at least 1, got {rows}")
     height, th = tiling._base_size[0], tiling._tile_size[0]
     starts_y = tiling._starts_y
-    order = _row_order(tiling)
+    order = blend_order(tiling)
     for top in range(0, height, rows):
         bottom = min(top + rows, height)
         yield top, bottom, [r for r in order if starts_y[r] < bottom and starts_y[r] + th > top]
@@ -64,51 +57,23 @@ def canvas_strips(
     ``fetch`` is called once per tile row that crosses a band (see ``fetch_order``).
     """
     width = tiling._base_size[1]
-    th, tw = tiling._tile_size
-    starts_y, starts_x = tiling._starts_y, tiling._starts_x
     for top, bottom, tile_rows in _bands(tiling, rows):
         band: Tensor | None = None
         out_dtype = torch.float32
         for row in tile_rows:
-            tiles = fetch(_row_tiles(tiling, row))
+            index = _row_tiles(tiling, row)
+            tiles = fetch(index)
             if band is None:
                 out_dtype = tiles.dtype
                 dtype = tiling._accumulation_dtype(tiles.dtype)
                 band = torch.zeros((3, bottom - top, width), dtype=dtype)
-                weights_y, weights_x = tiling._weights(dtype, torch.device("cpu"))
-            y = starts_y[row]
-            lo, hi = max(y, top), min(y + th, bottom)
-            _add_row(
-                tiling,
-                band[:, lo - top : hi - top],
-                tiles[:, :, lo - y : hi - y],
-                weights_y[row, lo - y : hi - y],
-                weights_x,
-            )
+            add_tiles(tiling, band, top, [(tiles.to(band.dtype), index)])
             del tiles
         assert band is not None, "every canvas row is covered by a tile"
         band = band.to(out_dtype)
         if border is not None:
-            _draw_borders(band, top, starts_y, starts_x, (th, tw), border)
+            _draw_borders(band, top, tiling._starts_y, tiling._starts_x, tiling._tile_size, border)
         yield top, band.clamp_(0, 1)
-
-
-def _add_row(
-    tiling: TilingModule, rows: Tensor, tiles: Tensor, weights_y: Tensor, weights_x: Tensor
-) -> None:
-    """Add one tile row's (cropped) tiles, weighted, into ``rows`` ``[3, h, W]``.
-
-    The same strided views and ``addcmul_`` as ``TilingModule._place``, so every pixel gets
-    the same sums in the same order.
-    """
-    tw = tiling._tile_size[1]
-    tiles = tiles.to(rows.dtype)
-    for first, count, step, start, position_step in tiling._scatter_x:
-        window = rows.narrow(2, start, (count - 1) * position_step + tw).unfold(
-            2, tw, position_step
-        )
-        source = tiles[first : first + (count - 1) * step + 1 : step].permute(1, 2, 0, 3)
-        window.addcmul_(source, torch.outer(weights_y, weights_x[first])[:, None])
 
 
 def _draw_borders(
