@@ -5,9 +5,11 @@
 
 Renders in this process with ``render.run.write_outputs`` wrapped: the peak resident memory
 before the writing (``getrusage``'s high-water mark: the render itself) against the peak during
-it (sampled every 10 ms, and the high-water mark after), the time of each file (from the log)
-and the size of each output. ``--synthetic SIZE`` writes a SIZE x SIZE canvas of made-up tiles
-(made when fetched, so nothing but the writing holds memory), with the default outputs.
+it (sampled every 10 ms, and the high-water mark after), the time of each file (from the log),
+the size of each output and the seconds between steps; the writing rank also leaves them in the
+run folder (``FIGURES``), as several processes share one stdout. ``--synthetic SIZE`` writes a
+SIZE x SIZE canvas of made-up tiles (made when fetched, so nothing but the writing holds
+memory), with the default outputs.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytorch_lightning as pl
 import torch
 
 import render.run
@@ -30,6 +33,8 @@ from render.outputs import ProgressGif
 from render.run import make_tiling
 
 MB = 2**20
+#: Where the writing rank leaves its figures in the run folder.
+FIGURES = "bench_outputs.json"
 
 
 def high_water() -> int:
@@ -50,6 +55,20 @@ class Sampler(threading.Thread):
         while not self.done.is_set():
             self.peak = max(self.peak, process.memory_info().rss)
             time.sleep(0.01)
+
+
+class StepTimer(pl.Callback):
+    """Seconds between consecutive steps' ends (the second step on: the first warms up)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.last: float | None = None
+
+    def on_train_batch_end(self, *_: Any) -> None:
+        now = time.perf_counter()
+        if self.last is not None:
+            self.times.append(now - self.last)
+        self.last = now
 
 
 def size_of(path: Path) -> int:
@@ -87,6 +106,15 @@ def main(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
         )
 
     render.run.write_outputs = measured
+    make_trainer = render.run.make_trainer
+
+    def timed_trainer(*args: Any, **kwargs: Any) -> pl.Trainer:
+        timer = StepTimer()
+        kwargs["extra_callbacks"] = [*kwargs.get("extra_callbacks", []), timer]
+        figures["step_times"] = timer.times
+        return make_trainer(*args, **kwargs)
+
+    render.run.make_trainer = timed_trainer
     started = time.perf_counter()
     if overrides[:1] == ["--synthetic"]:
         size = int(overrides[1])
@@ -115,5 +143,8 @@ def main(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    result = main(Path(sys.argv[1]), sys.argv[2:])
-    print(json.dumps(result, indent=1))
+    run_dir = Path(sys.argv[1])
+    result = main(run_dir, sys.argv[2:])
+    if "write_s" in result:  # the writing rank: the others serve it their tiles
+        (run_dir / FIGURES).write_text(json.dumps(result, indent=1))
+        print(json.dumps(result, indent=1))

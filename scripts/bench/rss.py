@@ -23,8 +23,11 @@ def parse_time_v(text: str) -> int | None:
     return int(found.group(1)) * 1024 if found else None
 
 
-def peak_rss_of(command: list[str], timeout_s: float) -> tuple[int | None, float, str]:
-    """Run ``command``; return (peak RSS bytes of it and its children, seconds, error or "")."""
+def peak_rss_of(
+    command: list[str], timeout_s: float, cwd: Path | None = None
+) -> tuple[int | None, float, str]:
+    """Run ``command`` (in ``cwd``); return (peak RSS bytes of it and its children, seconds,
+    error or "")."""
     gnu_time = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
     start = time.perf_counter()
     if gnu_time is not None:
@@ -37,6 +40,7 @@ def peak_rss_of(command: list[str], timeout_s: float) -> tuple[int | None, float
                     text=True,
                     timeout=timeout_s,
                     check=False,
+                    cwd=cwd,
                 )
             except subprocess.TimeoutExpired:
                 return None, time.perf_counter() - start, f"timed out after {timeout_s:.0f} s"
@@ -45,7 +49,9 @@ def peak_rss_of(command: list[str], timeout_s: float) -> tuple[int | None, float
             error = "" if done.returncode == 0 else last_line(done.stderr, done.returncode)
             return peak, time.perf_counter() - start, error
     # Fallback: poll the process tree's RSS (may miss a short spike between polls).
-    process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = psutil.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd
+    )
     peak = 0
     while process.poll() is None:
         if time.perf_counter() - start > timeout_s:
