@@ -12,10 +12,10 @@ and the size of each output. ``--synthetic SIZE`` writes a SIZE x SIZE canvas of
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import resource
-import sys
 import threading
 import time
 from pathlib import Path
@@ -115,5 +115,11 @@ def main(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    result = main(Path(sys.argv[1]), sys.argv[2:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, help="the folder the render writes into")
+    parser.add_argument(
+        "overrides", nargs=argparse.REMAINDER, help="Hydra overrides, or --synthetic SIZE"
+    )
+    args = parser.parse_args()
+    result = main(args.run_dir, args.overrides)
     print(json.dumps(result, indent=1))
