@@ -214,13 +214,9 @@ def trainer(cfg: DictConfig) -> Section:
     return Section("`trainer`", about, tuple(found))
 
 
-def option(group: str, name: str, node: DictConfig) -> Section:
-    """One option of a config group, composed as ``node``: what it builds and its keys."""
-    others: dict[str, Any] = {}
-    if not dataclasses.is_dataclass(OmegaConf.get_type(node)):
-        # A global option (``@package _global_``): its group's node, and keys elsewhere.
-        others = {key: node[key] for key in node if key != group}
-        node = node[group]
+def option(group: str, name: str, node: DictConfig, others: dict[str, Any]) -> Section:
+    """One option of a config group, composed as ``node`` (``others``: the keys it sets
+    outside its group): what it builds and its keys."""
     about = opening_comment(Path(config_dir()) / group / f"{name}.yaml")
     builds = f"Builds `{node._target_}`."
     also = [
@@ -234,14 +230,27 @@ def option(group: str, name: str, node: DictConfig) -> Section:
     )
 
 
-def every_option() -> DictConfig:
-    """Every option of every config group, composed by Hydra in one config: option ``NAME``
-    of ``GROUP`` at ``options.GROUP.NAME`` (a group may be placed at several packages)."""
+def every_option() -> dict[tuple[str, str], tuple[DictConfig, dict[str, Any]]]:
+    """``(group, option) -> (its node, the keys it sets outside its group)`` for every option of
+    every config group, composed by Hydra in one config (a group may be placed at several
+    packages: option NAME of GROUP at ``OPTIONS.GROUP.NAME``)."""
     defaults = [
         {f"{group}@{OPTIONS}.{group}.{name}": name} for group in GROUPS for name in options(group)
     ]
+    register_configs()
     ConfigStore.instance().store(name=OPTIONS, node={"defaults": defaults})
-    return compose(OPTIONS)[OPTIONS]
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        composed = compose(OPTIONS)[OPTIONS]
+    found = {}
+    for group in GROUPS:
+        for name in options(group):
+            node, others = composed[group][name], {}
+            if not dataclasses.is_dataclass(OmegaConf.get_type(node)):
+                # A global option (``@package _global_``): its group's node, and keys elsewhere.
+                others = {key: node[key] for key in node if key != group}
+                node = node[group]
+            found[group, name] = (node, others)
+    return found
 
 
 def sections() -> list[Section]:
@@ -249,14 +258,12 @@ def sections() -> list[Section]:
     register_configs()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("render", return_hydra_config=True)
-        composed = every_option()
     found = [top_level(cfg)]
     docs = field_docs(OmegaConf.get_type(cfg))
     for name in ("tiling", "render", "checkpoint", "output"):
         found.append(Section(f"`{name}`", docs[name], tuple(rows(cfg[name], f"{name}."))))
     found.append(trainer(cfg))
-    for group in GROUPS:
-        found += [option(group, name, composed[group][name]) for name in options(group)]
+    found += [option(group, name, *parts) for (group, name), parts in every_option().items()]
     return found
 
 

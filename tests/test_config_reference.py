@@ -11,7 +11,7 @@ from conftest import ROOT
 from omegaconf import DictConfig, OmegaConf
 
 from render.config import SCHEMAS, TRAINER_RULES, RenderConfig, compose_config
-from scripts.config_reference import markdown, shown
+from scripts.config_reference import every_option, markdown, shown
 from scripts.mkdocs_hooks import REFERENCE
 
 #: The sections of render.yaml's own schema, and the keys of the render itself.
@@ -41,17 +41,10 @@ def fields(schema: type) -> list[dataclasses.Field]:
 
 
 def option_schemas() -> list[tuple[str, str, type]]:
-    """``(group, option, schema)`` of every YAML option, from the schema its defaults name."""
-    found = []
-    for group, schemas in SCHEMAS.items():
-        for path in sorted((ROOT / "configs" / group).glob("*.yaml")):
-            names = [
-                str(entry).split("@")[0]
-                for entry in OmegaConf.load(path).get("defaults", [])
-                if str(entry).split("@")[0].endswith("_schema")
-            ]
-            (name,) = names
-            found.append((group, path.stem, schemas[name.removesuffix("_schema")]))
+    """``(group, option, schema)`` of every option of every group, as Hydra composes it."""
+    found = [(g, n, OmegaConf.get_type(node)) for (g, n), (node, _) in every_option().items()]
+    for group, _, schema in found:
+        assert schema in SCHEMAS[group].values(), f"{schema} is not a schema of {group}"
     return found
 
 

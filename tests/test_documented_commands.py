@@ -47,6 +47,9 @@ from typing import Any
 
 import pytest
 from conftest import ROOT
+
+# Hydra's own command-line parser and sweep expansion: what @hydra.main and its basic launcher
+# do with a render's arguments.
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
