@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser test test-fast lint render example bench gpu-wheels gpu-check clean
+.PHONY: install browser docs test test-fast lint render example bench gpu-wheels gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ browser:
 		--no-install-recommends chromium chromium-driver >/dev/null; } \
 		|| echo "no chromedriver: tests/test_gallery.py's browser checks will skip"
 
-test: lint browser
+# The documentation site, into site/; --strict fails on a broken link, picture or reference.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+test: lint browser docs
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
@@ -74,4 +78,4 @@ gpu-check:
 	PYTHONPATH=. $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) scripts/gpu_check.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache .hypothesis
+	rm -rf $(VENV) outputs multirun site .pytest_cache .hypothesis

@@ -27,7 +27,7 @@ MEASURED_ENV = "TILEDREAM_TILES_PER_STEP"
 # Of the free device memory, the share a batch may take: the canvas, a blend's chunks and the
 # allocator's fragmentation need the rest.
 FREE_SHARE = 0.7
-# Past a few hundred tiles a step is barely cheaper per tile (H200 figures in the README).
+# Past a few hundred tiles a step is barely cheaper per tile (H200 figures in docs/benchmarks.md).
 MOST_TILES = 512
 #: render.tiles_per_step=null on the CPU (see default_tiles_per_step).
 CPU_TILES_PER_STEP = 3

@@ -36,56 +36,69 @@ class TilingConfig:
     """Canvas geometry, passed to ``tiling.TilingModule``."""
 
     tile_size: list[int] = rule(COUNT, default_factory=lambda: [224, 224])
-    # Floats are fractions of a tile, ints are pixels (TilingModule's rule).
+    """Tile size ``[h, w]`` in pixels."""
+    # TilingModule's rule: floats are fractions of a tile, ints are pixels.
     tile_overlap: list[Union[int, float]] = rule(  # noqa: UP007
         NON_NEGATIVE, default_factory=lambda: [0.25, 0.25]
     )
-    # None takes the size of ``init.path`` (init=image sets it so, unless given).
+    """Overlap of neighbouring tiles ``[a, b]``: fractions of a tile (floats) or pixels (ints)."""
     base_size: list[int] | None = rule(COUNT, default_factory=lambda: [448, 448])
+    """Canvas size ``[H, W]``; null takes the size of ``init.path`` (init=image sets it so)."""
     placement: str = "grid"
+    """Where tiles start: ``grid`` (the reference's stride) or ``even`` (equal overlaps)."""
     window: str = "linear"
+    """Shape of the blend across an overlap: ``linear`` or ``cosine`` ramps."""
 
 
 @dataclass
 class RenderSettings:
     """How the tiles are optimised."""
 
-    # A number, or "auto": measured from the device's free memory (render/batching.py).
-    # None (the default): auto on CUDA, batching.CPU_TILES_PER_STEP on the CPU. OmegaConf
-    # needs typing.Union.
+    # OmegaConf needs typing.Union.
     tiles_per_step: Union[int, str] | None = rule(TILES_PER_STEP, None)  # noqa: UP007
-    # Updates of every tile between blends of the overlaps (passes over the canvas; 0: never).
+    """Tiles in one optimisation step: a number, ``auto`` (measured from the device's free
+    memory, render/batching.py) or null (auto on CUDA, 3 on the CPU)."""
     blend_every: int = rule(Number(integer=True, at_least=0, note="0: never"), 3)
-    # Optimiser updates of every tile in each octave; trainer.max_steps, when set, wins.
+    """Updates of every tile between blends of the overlaps (passes over the canvas)."""
     updates_per_tile: float = rule(POSITIVE, 50.0)
-    # Each octave after the first runs this share of the updates per tile of the one before:
-    # below 1, the coarse octaves set the composition and the fine ones add detail to it.
+    """Optimiser updates of every tile in each octave; ``trainer.max_steps``, when set, wins."""
     update_decay: float = rule(Number(above=0, at_most=1, note="1: the same in every octave"), 1.0)
-    # Each octave after the first of a pyramid from noise also scores every tile in its context
-    # view: its neighbourhood at the first octave's scale, which keeps that octave's
-    # composition (render/context.py).
+    """Share of the previous octave's updates per tile that each later octave runs."""
+    # Below 1, the coarse octaves set the composition and the fine ones add detail to it.
     context: bool = True
-    # Where each context view's thumbnail lies between the first octave's size (0) and the
-    # octave's own (1), on a log scale; with several, a tile's updates take them in turn (each
-    # update still scores two images). [0, 0.33]: every other view shows the neighbourhood at
-    # about a quarter of the canvas, a scale neither octave 1's view nor the tile covers.
+    """Each octave after the first of a pyramid from noise also scores every tile in its
+    context view (render/context.py)."""
+    # The context view is the tile's neighbourhood at the first octave's scale, which keeps that
+    # octave's composition.
     context_scales: list[float] = rule(Number(at_least=0, at_most=1), default_factory=lambda: [0.0])
-    # None: a pyramid from about one tile for renders from noise (scale <= 2), one octave of
-    # DeepDream's 1.4 for a photo. Values given win (render/plan.py).
+    """Scales of the context views, on a log scale from the first octave's (0) to the octave's
+    own (1); with several, a tile's updates take them in turn."""
+    # Each update still scores two images. [0, 0.33]: every other view shows the neighbourhood
+    # at about a quarter of the canvas, a scale neither octave 1's view nor the tile covers.
     octaves: int | None = rule(COUNT, None)
+    """Octaves of the pyramid; null: from about one tile for renders from noise, one octave for
+    a photo (render/plan.py)."""
     octave_scale: float | None = rule(Number(above=1), None)
-    # Start each octave from the photo at its size plus the detail added so far, upsampled
-    # (the classic DeepDream loop), instead of the upsampled canvas. init=image only.
+    """Size ratio of consecutive octaves; null: at most 2 from noise, DeepDream's 1.4 for a
+    photo."""
     carry_detail: bool = False
-    # An upsampled canvas is mapped into [h, 1 - h] before it is encoded for the next octave,
-    # so that no pixel starts saturated (where the sigmoid passes no gradient).
+    """Start each octave from the photo at its size plus the detail added so far, upsampled
+    (the classic DeepDream loop; init=image only)."""
     octave_headroom: float = rule(Number(at_least=0, below=0.5), 0.0)
+    """Map an upsampled canvas into ``[h, 1 - h]`` before the next octave encodes it."""
+    # So that no pixel starts saturated (where the sigmoid passes no gradient).
     offload: bool = False
-    # How idle tiles' optimiser state is stored: bfloat16 (a third less memory) or float32.
+    """Keep the canvas and idle tiles' optimiser state in (pinned) host memory."""
     state_dtype: str = "bfloat16"
+    """Storage of idle tiles' optimiser state: ``bfloat16`` (a third less memory) or
+    ``float32``."""
     gif_max_size: int = rule(COUNT, 512)
+    """Longest side of the frames of progress.gif, in pixels."""
     border: int = rule(NON_NEGATIVE_INT, 2)
+    """Width of the tile borders drawn in render_tiles.png, in pixels."""
     decode_chunk: int = rule(COUNT, 8)
+    """Tiles decoded at once when the whole canvas is decoded (a blend, a GIF frame, the
+    outputs)."""
 
 
 @dataclass
@@ -93,21 +106,26 @@ class CheckpointConfig:
     """Lightning checkpoints in ``<run dir>/checkpoints``; 0 turns them off."""
 
     every_n_steps: int = rule(Number(integer=True, at_least=0, note="0: no checkpoints"), 0)
-    # The newest checkpoints kept per octave: an older one is there when the newest is damaged.
+    """A checkpoint every N steps."""
     keep: int = rule(COUNT, 2)
+    """The newest checkpoints kept per octave: an older one is there when the newest is
+    damaged."""
 
 
 @dataclass
 class OutputConfig:
     """Which picture files a render writes (render/pictures.py), by the canvas's pixel count."""
 
-    # render.png and render_tiles.png only up to this many pixels (browsers refuse larger PNGs).
     png_max_pixels: int = rule(COUNT, 8192 * 8192)
-    # render.dzi + render_files/ + viewer.html; None: on above large_pixels.
+    """render.png and render_tiles.png only up to this many pixels (browsers refuse larger
+    PNGs)."""
     deepzoom: bool | None = None
-    # render.tif, a tiled pyramidal BigTIFF for printing; None: on above large_pixels.
+    """render.dzi + render_files/ + viewer.html; null: on above ``output.large_pixels``."""
     tiff: bool | None = None
+    """render.tif, a tiled pyramidal BigTIFF for printing; null: on above
+    ``output.large_pixels``."""
     large_pixels: int = rule(COUNT, 4096 * 4096)
+    """Pixels above which the deep zoom and the TIFF are written when not set."""
 
 
 @dataclass
@@ -115,19 +133,31 @@ class RenderConfig:
     """The whole render: ``python scripts/render.py key=value ...``."""
 
     model: Any = MISSING
+    """The network: an option of ``configs/model/``."""
     objective: Any = MISSING
+    """What the picture maximises: an option of ``configs/objective/``."""
     param: Any = MISSING
+    """How a tile's pixels are parameterised: an option of ``configs/param/``."""
     transforms: Any = MISSING
+    """Robustness transforms of each tile at each step: an option of ``configs/transforms/``."""
     init: Any = MISSING
+    """The starting canvas: an option of ``configs/init/``."""
     optim: Any = MISSING
+    """The optimiser of each tile: an option of ``configs/optim/``."""
     tiling: TilingConfig = field(default_factory=TilingConfig)
+    """Canvas geometry."""
     render: RenderSettings = field(default_factory=RenderSettings)
+    """How the tiles are optimised."""
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Checkpoints of a render."""
     output: OutputConfig = field(default_factory=OutputConfig)
-    # Passed as keyword arguments to ``lightning.pytorch.Trainer``.
+    """Which picture files a render writes."""
     trainer: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of ``lightning.pytorch.Trainer``."""
     seed: int = rule(Number(integer=True, at_least=0, at_most=MAX_SEED), 0)
+    """The seed of the initial noise, the tile order and the transforms."""
     resume: bool = False
+    """Continue from the newest checkpoint in the run directory."""
 
 
 # --- models --------------------------------------------------------------------------------
@@ -141,28 +171,34 @@ class EmbeddedModel:
 @dataclass
 class InceptionV1Model:
     _target_: str = "render.models.inceptionv1"
-    # Default: <torch hub dir>/checkpoints/inception5h.pth, where Lucent's download puts it.
     path: str | None = None
+    """Lucent's inception5h.pth; null: ``<torch hub dir>/checkpoints/inception5h.pth``."""
 
 
 @dataclass
 class TorchvisionModel:
     _target_: str = "render.models.torchvision_model"
     name: str = MISSING
+    """The torchvision model's name (``googlenet``, ``vgg16``, ``resnet50``, ...)."""
     weights: str = "DEFAULT"
+    """Its weights enum member (``DEFAULT``: the best ImageNet weights torchvision has)."""
 
 
 @dataclass
 class TimmModel:
     _target_: str = "render.models.timm_model"
     name: str = MISSING
+    """The timm model's name, with pretrained weights (``convnext_tiny``, ...)."""
 
 
 @dataclass
 class CheckpointModel:
     _target_: str = "render.models.checkpoint_model"
     path: str = MISSING
+    """A local checkpoint file (a state dict, a pickled module or TorchScript)."""
     arch: str = MISSING
+    """Its architecture: ``efficientnet_lite0``, a torchvision classifier or a timm model
+    (``timm:<name>`` picks timm when both have the name)."""
 
 
 # --- objectives ----------------------------------------------------------------------------
@@ -172,73 +208,93 @@ class CheckpointModel:
 class ChannelObjective:
     _target_: str = "render.objectives.channel"
     layer: str = MISSING
+    """The layer, by name (``python scripts/layers.py`` lists them)."""
     channel: int = rule(NON_NEGATIVE_INT, 0)
+    """The channel whose mean activation is maximised."""
 
 
 @dataclass
 class NeuronObjective:
     _target_: str = "render.objectives.neuron"
     layer: str = MISSING
+    """The layer, by name."""
     channel: int = rule(NON_NEGATIVE_INT, 0)
+    """The channel of the neuron."""
     x: int | None = rule(NON_NEGATIVE_INT, None)
+    """Its column in the layer's activation grid; null: the centre of each tile."""
     y: int | None = rule(NON_NEGATIVE_INT, None)
+    """Its row in the layer's activation grid; null: the centre of each tile."""
 
 
 @dataclass
 class DeepDreamObjective:
     _target_: str = "render.objectives.deepdream"
     layer: str = MISSING
+    """The layer whose mean squared activation is maximised."""
 
 
 @dataclass
 class ClassLogitObjective:
     _target_: str = "render.objectives.class_logit"
     class_index: int = rule(NON_NEGATIVE_INT, MISSING)
+    """The ImageNet class whose logit is maximised (1: goldfish, 309: bee)."""
 
 
 @dataclass
 class DirectionObjective:
     _target_: str = "render.objectives.direction"
     layer: str = MISSING
+    """The layer, by name."""
     vector: list[float] = rule(FINITE, MISSING)
+    """A direction in the layer's channel space, one number per channel."""
 
 
 @dataclass
 class WeightedSumObjective:
     _target_: str = "render.objectives.weighted_sum"
-    # Each term: {objective: {_target_: ..., ...}, weight: float}.
     terms: list[Any] = MISSING
+    """The terms, each ``{objective: {_target_: ..., ...}, weight: w}``."""
 
 
 @dataclass
 class InterpolateObjective:
     _target_: str = "render.objectives.interpolate"
-    # Objective options (objective@objective.start=channel): `start` rules the left (top) edge.
     start: Any = MISSING
+    """The objective at the left (top) edge: an objective option
+    (``objective@objective.start=channel``)."""
     end: Any = MISSING
+    """The objective at the right (bottom) edge."""
     axis: str = "x"
-    # The share of the canvas, in its middle, over which the weights cross-fade (1: edge to edge).
+    """``x``: from left to right; ``y``: from top to bottom."""
     transition: float = rule(Number(at_least=0, at_most=1, note="a share of the canvas"), 0.5)
+    """The share of the canvas, in its middle, over which the weights cross-fade (1: edge to
+    edge)."""
 
 
 @dataclass
 class AtlasObjective:
     _target_: str = "render.objectives.atlas_from_config"
     layer: str | None = None
-    # A list of indices or "range(a, b)"; exactly one of channels, classes, cells.
+    """The layer of ``objective.channels``."""
     channels: Any = None
+    """Channels of ``objective.layer``, one per cell: a list or ``"range(a, b)"``."""
     classes: Any = None
+    """Class logits, one per cell (exactly one of channels, classes, cells)."""
     cells: Any = None
+    """Objective configs, one per cell."""
     grid: list[int] | None = rule(COUNT, None)
+    """``[rows, columns]`` of the cells, row by row from the top left; null: the squarest."""
     blend: float = rule(Number(at_least=0, at_most=1, note="a share of a cell"), 0.5)
+    """How far neighbouring cells cross-fade."""
 
 
 @dataclass
 class MaskObjective:
     _target_: str = "render.objectives.mask"
     path: str = MISSING
-    # Colour ('#rrggbb' or a name) -> objective config.
+    """A picture whose colours say which objective rules where, stretched over the canvas."""
     regions: Any = MISSING
+    """Colour (``'#rrggbb'`` or a name) -> objective config."""
 
 
 # --- parameterisations, transforms, initial image, optimiser -------------------------------
@@ -248,27 +304,37 @@ class MaskObjective:
 class FourierParamConfig:
     _target_: str = "render.params.FourierParam"
     decay: float = rule(FINITE, 1.0)
+    """The spectrum's scale falls as ``1 / frequency ** decay``."""
     init_std: float = rule(NON_NEGATIVE, 0.01)
+    """Standard deviation of the initial noise."""
     decorrelate: bool = True
+    """Colour decorrelation with ImageNet's colour covariance."""
 
 
 @dataclass
 class PixelParamConfig:
     _target_: str = "render.params.PixelParam"
     init_std: float = rule(NON_NEGATIVE, 0.01)
+    """Standard deviation of the initial noise."""
     decorrelate: bool = True
+    """Colour decorrelation with ImageNet's colour covariance."""
 
 
 @dataclass
 class StandardTransformsConfig:
     _target_: str = "render.transforms.RobustnessTransforms"
     pad: int = rule(NON_NEGATIVE_INT, 12)
-    # A pixel value.
+    """Padding around each tile, in pixels."""
     pad_value: float = rule(Number(at_least=0, at_most=1), 0.5)
+    """The padding's pixel value."""
     jitter: int = rule(NON_NEGATIVE_INT, 8)
+    """Random shift (a crop) before scaling and rotating, in pixels."""
     scales: list[float] | None = rule(POSITIVE, None)
+    """Scales drawn from; null: Lucid's ``1 + (i - 5) / 50`` for i in 0..10."""
     angles: list[float] | None = rule(FINITE, None)
+    """Rotations drawn from, in degrees; null: Lucid's -10..10."""
     final_jitter: int = rule(NON_NEGATIVE_INT, 4)
+    """Random shift after scaling and rotating, in pixels."""
 
 
 @dataclass
@@ -285,6 +351,7 @@ class NoiseInit:
 class ImageInit:
     _target_: str = "render.initial.ImageInit"
     path: str = MISSING
+    """The photo, resized to ``tiling.base_size`` when that is given."""
 
 
 @dataclass
@@ -292,20 +359,23 @@ class AdamConfig:
     _target_: str = "torch.optim.Adam"
     _partial_: bool = True
     lr: float = rule(POSITIVE, 0.05)
+    """Learning rate."""
     betas: list[float] = rule(Number(at_least=0, below=1), default_factory=lambda: [0.9, 0.999])
+    """Decay rates of the moment estimates."""
     eps: float = rule(NON_NEGATIVE, 1e-8)
-    # One kernel per step instead of a dozen: several times faster on CPU and GPU.
+    """Added to the denominator for numerical stability."""
     fused: bool = True
+    """One kernel per step instead of a dozen: several times faster on CPU and GPU."""
 
 
 @dataclass
 class NormalizedSGDConfig:
     _target_: str = "render.optim.NormalizedSGD"
     _partial_: bool = True
-    # Mean step per parameter (a tile's gradient is divided by its mean magnitude).
     lr: float = rule(POSITIVE, 0.02)
-    # Keeps a tile with a zero gradient finite.
+    """Mean step per parameter (a tile's gradient is divided by its mean magnitude)."""
     eps: float = rule(POSITIVE, 1e-8)
+    """Keeps a tile with a zero gradient finite."""
 
 
 SCHEMAS: dict[str, dict[str, type]] = {

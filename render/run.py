@@ -69,6 +69,7 @@ __all__ = [
     "make_tiling",
     "make_trainer",
     "octave_sizes",
+    "prepare",
     "render",
     "state_dtype",
 ]
@@ -422,6 +423,21 @@ def render(
             return _render(cfg, run_dir, model, objective, stop)
 
 
+def prepare(
+    cfg: DictConfig, model: FeatureModel, objective: Objective
+) -> tuple[Any, tuple[int, int]]:
+    """The checks a render makes before it allocates anything (the objective's layers and
+    channels in the model, the initial image, an output that holds the canvas, tiles that fit
+    it); returns the built ``cfg.init`` and the canvas size.
+    """
+    objective.validate(model.layer_channels())
+    init = build(cfg.init)
+    base = canvas_size(cfg, init)
+    Pictures.choose(cfg.output, base)
+    make_tiling(cfg.tiling, base)
+    return init, base
+
+
 def _render(
     cfg: DictConfig,
     run_dir: Path,
@@ -433,10 +449,7 @@ def _render(
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build(cfg.model) if model is None else model
     objective = build(cfg.objective) if objective is None else objective
-    objective.validate(model.layer_channels())
-    init = build(cfg.init)
-    base = canvas_size(cfg, init)
-    Pictures.choose(cfg.output, base)  # a canvas no output would hold is refused now
+    init, base = prepare(cfg, model, objective)
     tile = list(cfg.tiling.tile_size)
     settings = cfg.render
     from_image = init.size() is not None

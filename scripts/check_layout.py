@@ -1,4 +1,4 @@
-"""Measure a render whose objective changes across the canvas (the figures of README's layouts).
+"""Measure a render whose objective changes across the canvas (docs/guide/spatial.md).
 
     python scripts/check_layout.py RENDER.png --grid 1x3 [--classes 1,309] [--mask MASK.png]
                                    [--layer LAYER] [--tile 224,224] [--overlap 0.25,0.25]

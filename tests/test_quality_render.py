@@ -1,6 +1,6 @@
 """Renders judged as a viewer would: composed at every level, sharp at full size, dreams dream.
 
-Slow: each test renders for real on the CPU (smaller canvases than the README's figures).
+Slow: each test renders for real on the CPU (smaller canvases than the figures of the docs).
 """
 
 from __future__ import annotations

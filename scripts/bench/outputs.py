@@ -14,10 +14,10 @@ memory), with the default outputs.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import resource
-import sys
 import threading
 import time
 from pathlib import Path
@@ -143,8 +143,13 @@ def main(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run_dir = Path(sys.argv[1])
-    result = main(run_dir, sys.argv[2:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, help="the folder the render writes into")
+    parser.add_argument(
+        "overrides", nargs=argparse.REMAINDER, help="Hydra overrides, or --synthetic SIZE"
+    )
+    args = parser.parse_args()
+    result = main(args.run_dir, args.overrides)
     if "write_s" in result:  # the writing rank: the others serve it their tiles
-        (run_dir / FIGURES).write_text(json.dumps(result, indent=1))
+        (args.run_dir / FIGURES).write_text(json.dumps(result, indent=1))
         print(json.dumps(result, indent=1))

@@ -32,7 +32,7 @@ from render.run import make_tiling
 POSTER_SIZES = [16384, 8192, 4096, 2048]
 #: A fresh interpreter importing torch, Lightning and Hydra, and building the model.
 STARTUP_S = 30.0
-#: Writing the deep zoom and the TIFF: 150 s for 16384x16384 on 2 cores (README, outputs).
+#: Writing the deep zoom and the TIFF: 150 s for 16384x16384 on 2 cores (docs/benchmarks.md).
 WRITE_S_PER_MPIXEL = 0.6
 #: Estimates are of the steps at section 4's tiles per step: kept with this margin.
 MARGIN = 1.3
