@@ -7,6 +7,7 @@ from a checkout.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import shlex
 import signal
@@ -80,8 +81,12 @@ def layers(overrides: Sequence[str] | None = None) -> int:
 
     ``overrides`` default to the command line's arguments.
     """
-    if overrides is None:
-        overrides = sys.argv[1:]
+    overrides = parse_overrides(
+        sys.argv[1:] if overrides is None else overrides,
+        "tiledream-layers",
+        "List the configured model's hookable layers as NAME<TAB>CHANNELS, to pick "
+        "objective.layer. Also: python scripts/layers.py.",
+    )
     from render.models import describe_layers
 
     try:
@@ -100,8 +105,13 @@ def plan(overrides: Sequence[str] | None = None) -> int:
 
     ``overrides`` default to the command line's arguments.
     """
-    if overrides is None:
-        overrides = sys.argv[1:]
+    overrides = parse_overrides(
+        sys.argv[1:] if overrides is None else overrides,
+        "tiledream plan",
+        "What the render of the same overrides would take, without rendering: its octaves, "
+        "tiles and steps, memory per rank, disk and time on this machine. Also: tiledream-plan, "
+        "python scripts/plan.py.",
+    )
     try:
         cfg = compose_config(overrides)
         check_values(cfg)
@@ -119,3 +129,16 @@ def plan(overrides: Sequence[str] | None = None) -> int:
         return 2
     print("\n".join(describe(found, list(cfg.tiling.tile_size))))
     return 0
+
+
+def parse_overrides(argv: Sequence[str], command: str, summary: str) -> list[str]:
+    """The Hydra overrides in ``argv``; ``-h``/``--help`` prints ``command``'s usage and exits."""
+    parser = argparse.ArgumentParser(
+        prog=command,
+        description=summary,
+        epilog="tiledream --help lists the config groups and every key with its value.",
+    )
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="Hydra overrides, as for a render"
+    )
+    return list(parser.parse_args(argv).overrides)

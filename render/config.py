@@ -418,12 +418,18 @@ def check_values(cfg: DictConfig) -> None:
 
 
 def register_configs() -> None:
-    """Register the schemas: ``render_schema`` and ``<group>/<name>_schema`` for each option."""
+    """Register the schemas in Hydra's ConfigStore: ``render_schema`` and, for each option of a
+    group, ``<group>_<name>_schema``.
+
+    They are stored outside the groups, so that ``--help`` and the command line offer only the
+    real options; an option's yaml extends its schema with ``- /<group>_<name>_schema`` in its
+    defaults list (the schema lands where the option does, e.g. ``objective.start``).
+    """
     store = ConfigStore.instance()
     store.store(name="render_schema", node=RenderConfig)
     for group, options in SCHEMAS.items():
         for name, node in options.items():
-            store.store(group=group, name=f"{name}_schema", node=node)
+            store.store(name=f"{group}_{name}_schema", node=node)
 
 
 def config_dir() -> str:

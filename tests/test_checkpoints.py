@@ -1,7 +1,10 @@
 """Checkpoints you can trust: resume=true with a changed config, damaged files, two renders in
 one run directory; end to end through the real command line, and the parts on their own."""
 
+import fcntl
 import logging
+import os
+import pickle
 import shutil
 import subprocess
 import time
@@ -10,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY, run_render, start_render
+from omegaconf import OmegaConf
 
 from render.checkpoints import (
     CONFIG_KEY,
@@ -23,7 +27,7 @@ from render.checkpoints import (
 )
 from render.errors import UserError
 from render.renderer import CONTEXT_KEY
-from render.rundir import LOCK_NAME, run_lock
+from render.rundir import LOCK_NAME, RunLockCallback, run_lock
 from render.strategy import TileDDPStrategy
 
 # Two octaves (64, then 112 of 4 tiles), a checkpoint every 2 of 4 steps in each.
@@ -135,24 +139,52 @@ def test_no_readable_checkpoint_is_one_line_naming_each_file(run_dir):
 @pytest.mark.slow
 def test_a_second_render_in_a_run_directory_is_refused_until_the_first_ends(tmp_path):
     first = start_render(*TINY, "trainer.max_steps=10000", f"hydra.run.dir={tmp_path}")
+    record = tmp_path / ".hydra"
     try:
         lock = tmp_path / LOCK_NAME
         deadline = time.monotonic() + 300
         while first.poll() is None and time.monotonic() < deadline:
-            if lock.is_file() and lock.read_text().strip() == str(first.pid):
+            # The lock comes first, then Hydra saves the config (overrides.yaml last).
+            locked = lock.is_file() and lock.read_text().strip() == str(first.pid)
+            if locked and (record / "overrides.yaml").is_file():
                 break
             time.sleep(0.05)
-        result = run_render(*TINY, f"hydra.run.dir={tmp_path}", check=False)
+        saved = {path.name: path.read_bytes() for path in record.iterdir()}
+        result = run_render(*TINY, "seed=7", f"hydra.run.dir={tmp_path}", check=False)
         error = one_error(result)
         assert error == (
             f"error: {tmp_path} is in use by another render (process {first.pid}); wait for "
             f"it to end, or give this one another hydra.run.dir"
         )
+        # Refused before Hydra wrote anything there: the running render keeps its record.
+        assert {path.name: path.read_bytes() for path in record.iterdir()} == saved
+        assert "max_steps: 10000" in saved["config.yaml"].decode()
+        assert "in use by another render" not in (tmp_path / "render.log").read_text()
     finally:
         first.kill()  # SIGKILL: the kernel releases the lock
         first.wait()
     run_render(*TINY, "trainer.max_steps=1", f"hydra.run.dir={tmp_path}")
     assert (tmp_path / "render.png").is_file()
+    assert "max_steps: 1\n" in (record / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("where", "option"), [([], "hydra.run.dir"), (["-m", "seed=0,1"], "hydra.sweep.dir")]
+)
+def test_a_refused_render_or_sweep_writes_nothing_where_another_one_runs(tmp_path, where, option):
+    record = tmp_path / ".hydra"
+    record.mkdir()
+    (record / "config.yaml").write_text("the running render's config\n")
+    with run_lock(tmp_path):  # held by this process: another render, for the command below
+        result = run_render(*where, *TINY, f"{option}={tmp_path}", check=False)
+    assert one_error(result) == (
+        f"error: {tmp_path} is in use by another render (process {os.getpid()}); wait for it "
+        f"to end, or give this one another {option}"
+    )
+    # Refused before Hydra wrote anything: no .hydra/ files, render.log, multirun.yaml or jobs.
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".hydra", LOCK_NAME]
+    assert [path.name for path in record.iterdir()] == ["config.yaml"]
+    assert (record / "config.yaml").read_text() == "the running render's config\n"
 
 
 def test_a_fresh_render_over_earlier_checkpoints_is_refused(run_dir):
@@ -165,12 +197,38 @@ def test_a_fresh_render_over_earlier_checkpoints_is_refused(run_dir):
     )
 
 
-def test_the_lock_is_held_for_the_body_only(tmp_path):
-    refused = pytest.raises(UserError, match="in use by another render")
-    with run_lock(tmp_path), refused, run_lock(tmp_path):
-        pass
+def test_the_lock_is_held_for_the_body_only_and_is_the_holders_own(tmp_path):
+    def locked_for_others() -> bool:
+        # flock refuses another open file of the lock, as it refuses another process.
+        with (tmp_path / LOCK_NAME).open("a") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False
+
     with run_lock(tmp_path):
-        pass
+        # The command line's callback takes the lock; the render inside it finds it its own.
+        with run_lock(tmp_path):
+            assert locked_for_others()
+        assert locked_for_others()
+    assert not locked_for_others()
+    with (tmp_path / LOCK_NAME).open("a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(UserError, match="in use by another render"), run_lock(tmp_path):
+            pass
+
+
+def test_the_lock_callback_holds_the_run_directory_and_travels_to_jobs_without_it(tmp_path):
+    config = OmegaConf.create({"hydra": {"run": {"dir": str(tmp_path)}}})
+    callback = RunLockCallback()
+    callback.on_run_start(config=config)
+    assert (tmp_path / LOCK_NAME).read_text() == f"{os.getpid()}\n"
+    # submitit pickles the callbacks into every job of a sweep: the lock stays here.
+    assert isinstance(pickle.loads(pickle.dumps(callback)), RunLockCallback)
+    callback.on_run_end(config=config)
+    with (tmp_path / LOCK_NAME).open("a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released
 
 
 def fake_checkpoint(path, step):

@@ -8,7 +8,9 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shutil
 import urllib.error
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -16,6 +18,7 @@ import pytest
 import torch
 import torchvision
 from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
@@ -152,6 +155,46 @@ def test_every_option_composes_on_its_schema(group: str, name: str) -> None:
     for other in GROUPS:
         if other != group:
             assert cfg[other] == default[other]
+
+
+@pytest.fixture
+def schemas_as_options(tmp_path: Path) -> Iterator[Path]:
+    """configs/ as it was when the schemas were options of their groups: ``<group>/<name>_schema``
+    in the ConfigStore (gone again after the test), each option's yaml naming it relatively."""
+    store = ConfigStore.instance()
+    for group, schemas in SCHEMAS.items():
+        for name, node in schemas.items():
+            store.store(group=group, name=f"{name}_schema", node=node)
+    legacy = tmp_path / "configs"
+    shutil.copytree(CONFIGS, legacy)
+    for group in SCHEMAS:
+        for path in (legacy / group).glob("*.yaml"):
+            # - /model_timm_schema -> - timm_schema (and - /init_image_schema@init -> ...@init)
+            text = re.sub(rf"- /{group}_(\w+)_schema", r"- \1_schema", path.read_text())
+            path.write_text(text)
+    yield legacy
+    for group, schemas in SCHEMAS.items():
+        for name in schemas:
+            del store.repo[group][f"{name}_schema.yaml"]
+
+
+def test_schemas_outside_the_groups_compose_every_option_as_before(
+    schemas_as_options: Path,
+) -> None:
+    # --help lists the groups' options: the schemas left them, and no composed config changed.
+    # The defaults, then the k-th option of every group at once: 10 compositions cover them all.
+    groups = {group: options(group) for group in GROUPS}
+    most = max(len(names) for names in groups.values())
+    cases = [[f"{g}={names[k % len(names)]}" for g, names in groups.items()] for k in range(most)]
+    cases.insert(0, [])
+    composed = {}
+    for folder in (schemas_as_options, CONFIGS):
+        with initialize_config_dir(config_dir=str(folder), version_base="1.3"):
+            composed[folder] = [compose(config_name="render", overrides=case) for case in cases]
+    for overrides, before, after in zip(cases, *composed.values(), strict=True):
+        assert OmegaConf.to_yaml(after) == OmegaConf.to_yaml(before), overrides
+        for key in before:
+            assert OmegaConf.get_type(after, key) is OmegaConf.get_type(before, key), key
 
 
 # -- model -----------------------------------------------------------------------------------

@@ -1,17 +1,22 @@
-"""scripts/gpu_check.py: its helpers, and a whole ``--cpu --quick`` run (slow) so it cannot rot."""
+"""scripts/gpu_check.py and its package scripts/device_check: the helpers, that importing it
+imports nothing but the standard library (the wheels go in first), and a whole ``--cpu --quick``
+run (slow) so it cannot rot."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from scripts.device_check.budget import OverBudget, deadline
+from scripts.device_check.report import Report, Section, plain_table
+from scripts.device_check.suites import PytestRun, parse_pytest
+from scripts.device_check.wheels import wheel_fits
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu_check.py"
@@ -25,47 +30,60 @@ HEADINGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def check() -> ModuleType:
-    """The script as a module (importing it runs nothing but stdlib imports)."""
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = module  # its dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
+def test_script_imports_only_the_standard_library_before_the_wheels(tmp_path: Path) -> None:
+    # On the GPU machine hydra, omegaconf, psutil... come from gpu-wheels/ after the script
+    # starts: importing it (and every module of its package) must not need them, nor torch.
+    code = """if True:
+        import importlib, pkgutil, runpy, sys
+        runpy.run_path(sys.argv[1])
+        import scripts.device_check as package
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+        heavy = ("torch", "render", "omegaconf", "hydra", "psutil", "numpy")
+        print(sorted(name for name in heavy if name in sys.modules))
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(SCRIPT)],
+        cwd=tmp_path,  # no PYTHONPATH: the script puts the checkout on sys.path itself
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
-def test_parse_pytest_reads_the_closing_line(check: ModuleType) -> None:
+def test_parse_pytest_reads_the_closing_line() -> None:
     output = "....s\nFAILED x\n2 failed, 3 passed, 1 skipped, 4 deselected in 1.2s\n"
-    counts = check.parse_pytest(output)
+    counts = parse_pytest(output)
     assert counts == {"failed": 2, "passed": 3, "skipped": 1, "deselected": 4}
-    assert check.parse_pytest("no tests ran in 0.1s") == {}
-    run = check.PytestRun({"passed": 3, "errors": 1}, 1, 0.1, "")
+    assert parse_pytest("no tests ran in 0.1s") == {}
+    run = PytestRun({"passed": 3, "errors": 1}, 1, 0.1, "")
     assert run.errors == 1 and not run.ok
-    assert check.PytestRun({}, 5, 0.1, "").ok  # nothing selected is not a failure
+    assert PytestRun({}, 5, 0.1, "").ok  # nothing selected is not a failure
 
 
-def test_wheel_fits_this_python_only(check: ModuleType) -> None:
+def test_wheel_fits_this_python_only() -> None:
     tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
-    assert check.wheel_fits("hydra_core-1.3.8-py3-none-any.whl")
-    assert check.wheel_fits("psutil-7.2.2-cp36-abi3-manylinux2010_x86_64.whl")
-    assert check.wheel_fits(f"PyYAML-6.0.2-{tag}-{tag}-manylinux2014_x86_64.whl")
-    assert not check.wheel_fits("PyYAML-6.0.2-cp39-cp39-manylinux2014_x86_64.whl")
+    assert wheel_fits("hydra_core-1.3.8-py3-none-any.whl")
+    assert wheel_fits("psutil-7.2.2-cp36-abi3-manylinux2010_x86_64.whl")
+    assert wheel_fits(f"PyYAML-6.0.2-{tag}-{tag}-manylinux2014_x86_64.whl")
+    assert not wheel_fits("PyYAML-6.0.2-cp39-cp39-manylinux2014_x86_64.whl")
 
 
-def test_deadline_stops_a_section_and_is_not_an_exception(check: ModuleType) -> None:
-    with pytest.raises(check.OverBudget), check.deadline(0.05):
+def test_deadline_stops_a_section_and_is_not_an_exception() -> None:
+    with pytest.raises(OverBudget), deadline(0.05):
         time.sleep(2)
     # Per-case handlers catch Exception: running out of budget must get past them.
-    assert not issubclass(check.OverBudget, Exception)
+    assert not issubclass(OverBudget, Exception)
 
 
-def test_report_keeps_partial_tables(check: ModuleType, tmp_path: Path) -> None:
-    report = check.Report(tmp_path / "gpu-check.md", "# Device check: test")
-    section = check.Section("3. Steps")
+def test_report_keeps_partial_tables(tmp_path: Path) -> None:
+    report = Report(tmp_path / "gpu-check.md", "# Device check: test")
+    section = Section("3. Steps")
     report.sections.append(section)
-    table = section.table(["a", "b"], check.plain_table)
+    table = section.table(["a", "b"], plain_table)
     table.rows.append([1, "error: x | y\nz"])
     report.save()
     text = (tmp_path / "gpu-check.md").read_text()

@@ -11,12 +11,12 @@ from render.objectives.activations import (
     diversity,
     neuron,
 )
-from render.objectives.base import Objective, WeightedSum
+from render.objectives.base import Masked, Objective, WeightedSum
 from render.objectives.config import weighted_sum
 from render.objectives.layouts import atlas, atlas_from_config, interpolate
 from render.objectives.mask import mask
 from render.objectives.penalties import l1, l2, total_variation
-from render.objectives.spatial import Box, ImageMap, Masked, WeightMap
+from render.objectives.spatial import Box, ImageMap, WeightMap
 
 __all__ = [
     "Box",

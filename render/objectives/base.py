@@ -9,9 +9,10 @@ Objectives compose linearly: ``a + b``, ``a - b``, ``-a``, ``2 * a``, ``a * 2``,
 ``sum([a, b])`` all give a ``WeightedSum`` whose value is the weighted sum of its terms and whose
 ``layers`` is the union of theirs.
 
-``objective.where(weights)`` weights an objective over the canvas (render/objectives/spatial.py);
-such objectives are ``spatial`` and are scored with ``evaluate(activations, images, points)``,
-``points`` being where on the canvas each pixel of the images lies.
+``objective.where(weights)`` weights an objective over the canvas (a ``Masked`` objective, by a
+weight map of render/objectives/spatial.py); such objectives are ``spatial`` and are scored with
+``evaluate(activations, images, points)``, ``points`` being where on the canvas each pixel of
+the images lies.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import torch
 from torch import Tensor
 
 from render.errors import UserError
+from render.objectives.spatial import WeightMap, as_weight_map, weights_like
 
-__all__ = ["Objective", "WeightedSum", "combine"]
+__all__ = ["Masked", "Objective", "WeightedSum", "combine"]
 
 
 def _scalar(value: object) -> float | None:
@@ -129,8 +131,6 @@ class Objective(abc.ABC):
         """This objective, weighted over the canvas by ``weights`` (a ``WeightMap`` or a 2-D
         tensor stretched over the canvas): ``channel(...).where(Box(x=(0, 0.5)))``.
         """
-        from render.objectives.spatial import Masked, as_weight_map
-
         return Masked(self, as_weight_map(weights))
 
     # Composition. Operators return NotImplemented for operands they do not understand so that
@@ -271,3 +271,56 @@ def combine(terms: Iterable[tuple[float, Objective]]) -> Objective:
     if len(flat) == 1 and flat[0][0] == 1.0:
         return flat[0][1]
     return WeightedSum(tuple(flat))
+
+
+class Masked(Objective):
+    """An objective weighted over the canvas by a :class:`WeightMap` (``objective.where(map)``)."""
+
+    __slots__ = ("objective", "weights")
+    objective: Objective
+    weights: WeightMap
+
+    def __init__(self, objective: Objective, weights: WeightMap) -> None:
+        """``objective`` (a leaf) counts at each canvas point with the weight ``weights`` gives."""
+        self._set("objective", objective)
+        self._set("weights", weights)
+
+    def _args(self) -> tuple[Any, ...]:
+        return (self.objective, self.weights)
+
+    @property
+    def layers(self) -> frozenset[str]:
+        """The layers of the weighted objective."""
+        return self.objective.layers
+
+    @property
+    def spatial(self) -> bool:
+        """True: scores need the canvas points of the tiles."""
+        return True
+
+    def validate(self, channels: Mapping[str, int]) -> None:
+        """Validate the weighted objective."""
+        self.objective.validate(channels)
+
+    def evaluate(
+        self, activations: Mapping[str, Tensor], images: Tensor, points: Tensor | None
+    ) -> Tensor:
+        """Mean over tiles and positions of the score map times the weights at ``points``."""
+        if points is None:
+            raise ValueError(f"{self!r} needs the canvas points of the tiles (see canvas_points)")
+        values = self.objective.per_position(activations, images)
+        if values.ndim != 3:
+            # Scores without a grid of positions (tokens, say) count per tile.
+            values = values.reshape(values.shape[0], -1).mean(dim=1)
+        return (values * weights_like(self.weights, points, values)).mean()
+
+    def __call__(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
+        """Not defined without canvas points: use :meth:`evaluate`."""
+        return self.evaluate(activations, images, None)
+
+    def where(self, weights: object) -> Objective:
+        """The same objective weighted by both maps."""
+        return Masked(self.objective, self.weights * as_weight_map(weights))
+
+    def __repr__(self) -> str:
+        return f"{self.objective!r}.where({self.weights!r})"

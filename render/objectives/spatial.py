@@ -1,23 +1,25 @@
-"""Objectives that change across the canvas: weight maps in canvas coordinates.
+"""Weight maps in canvas coordinates: where an objective counts, and how much.
 
 A weight map gives every point of the canvas a weight; points are ``(x, y)`` in ``[0, 1]^2``,
 ``(0, 0)`` the top-left corner of the canvas, ``(1, 1)`` the bottom-right one. Because the map
 lives in normalised canvas coordinates it means the same at every octave of a pyramid, and two
 tiles that overlap read the same weights where they overlap.
 
-``objective.where(map)`` (a :class:`Masked` objective) weights the objective's score map by the
-map at the canvas point each activation position looks at: the renderer passes, for every pixel
-of the transformed tiles the model sees, where on the canvas it comes from (jitter, scale and
-rotation included), and each position's weight is the mean of the map over its pixels. Scores
-that have no positions (a class logit) are weighted per tile by the mean of the map over what
-the tile shows.
+``objective.where(map)`` (a ``Masked`` objective, render/objectives/base.py) weights the
+objective's score map by the map at the canvas point each activation position looks at: the
+renderer passes, for every pixel of the transformed tiles the model sees, where on the canvas it
+comes from (:func:`canvas_points`: jitter, scale and rotation included), and each position's
+weight is the mean of the map over its pixels (:func:`weights_like`). Scores that have no
+positions (a class logit) are weighted per tile by the mean of the map over what the tile shows.
+
+The maps know nothing of objectives: base.py imports this module, never the other way round.
 """
 
 from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -25,9 +27,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from render.errors import UserError
-from render.objectives.base import Objective
 
-__all__ = ["Box", "ImageMap", "Masked", "Product", "WeightMap", "canvas_points"]
+__all__ = [
+    "Box",
+    "ImageMap",
+    "Product",
+    "WeightMap",
+    "as_weight_map",
+    "canvas_points",
+    "weights_like",
+]
 
 
 class WeightMap(abc.ABC):
@@ -192,54 +201,10 @@ def _weights_like(weights: WeightMap, points: Tensor, values: Tensor) -> Tensor:
     return F.adaptive_avg_pool2d(at_pixels[:, None], (values.shape[-2], values.shape[-1]))[:, 0]
 
 
-class Masked(Objective):
-    """An objective weighted over the canvas by a :class:`WeightMap` (``objective.where(map)``)."""
-
-    __slots__ = ("objective", "weights")
-    objective: Objective
-    weights: WeightMap
-
-    def __init__(self, objective: Objective, weights: WeightMap) -> None:
-        """``objective`` (a leaf) counts at each canvas point with the weight ``weights`` gives."""
-        self._set("objective", objective)
-        self._set("weights", weights)
-
-    def _args(self) -> tuple[Any, ...]:
-        return (self.objective, self.weights)
-
-    @property
-    def layers(self) -> frozenset[str]:
-        """The layers of the weighted objective."""
-        return self.objective.layers
-
-    @property
-    def spatial(self) -> bool:
-        """True: scores need the canvas points of the tiles."""
-        return True
-
-    def validate(self, channels: Mapping[str, int]) -> None:
-        """Validate the weighted objective."""
-        self.objective.validate(channels)
-
-    def evaluate(
-        self, activations: Mapping[str, Tensor], images: Tensor, points: Tensor | None
-    ) -> Tensor:
-        """Mean over tiles and positions of the score map times the weights at ``points``."""
-        if points is None:
-            raise ValueError(f"{self!r} needs the canvas points of the tiles (see canvas_points)")
-        values = self.objective.per_position(activations, images)
-        if values.ndim != 3:
-            # Scores without a grid of positions (tokens, say) count per tile.
-            values = values.reshape(values.shape[0], -1).mean(dim=1)
-        return (values * _weights_like(self.weights, points, values)).mean()
-
-    def __call__(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
-        """Not defined without canvas points: use :meth:`evaluate`."""
-        return self.evaluate(activations, images, None)
-
-    def where(self, weights: object) -> Objective:
-        """The same objective weighted by both maps."""
-        return Masked(self.objective, self.weights * as_weight_map(weights))
-
-    def __repr__(self) -> str:
-        return f"{self.objective!r}.where({self.weights!r})"
+def weights_like(weights: WeightMap, points: Tensor, values: Tensor) -> Tensor:
+    """The map's weight for every entry of ``values`` ([n] per tile, or [n, h, w] per position)."""
+    at_pixels = weights(points)
+    if values.ndim == 1:
+        return at_pixels.mean(dim=(1, 2))
+    # Each activation position covers a block of pixels: its weight is the map's mean there.
+    return F.adaptive_avg_pool2d(at_pixels[:, None], (values.shape[-2], values.shape[-1]))[:, 0]
