@@ -239,11 +239,20 @@ class Parsed(Exception):
     """Raised by ``parse_args`` once a script's arguments are parsed: the script goes no further."""
 
 
+def with_its_scripts(path: Path) -> str:
+    """The text of a script and of the ``scripts.*`` modules it imports (where its parser may
+    be: scripts/gpu_check.py runs scripts/device_check/main.py)."""
+    text = path.read_text()
+    for module in re.findall(r"^from (scripts\.[\w.]+) import", text, re.MULTILINE):
+        text += (ROOT / (module.replace(".", "/") + ".py")).read_text()
+    return text
+
+
 def parse_only(program: str, args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
     """Run ``program`` (a script path or module) up to its argparse parser, with ``args``."""
     path = ROOT / (program if program.endswith(".py") else program.replace(".", "/") + ".py")
     assert path.is_file(), f"{program}: no such script"
-    assert "argparse" in path.read_text(), f"{program} has no argparse parser to check"
+    assert "argparse" in with_its_scripts(path), f"{program} has no argparse parser to check"
     parse = argparse.ArgumentParser.parse_args
 
     def parse_then_stop(self: argparse.ArgumentParser, *a: Any, **kw: Any) -> argparse.Namespace:
