@@ -111,5 +111,5 @@ class ProgressGif:
                 append_images=frames[1:],
                 duration=duration_ms,
                 loop=0,
-                comment=recipe.dumps(),
+                comment=recipe.text,
             )

@@ -239,7 +239,7 @@ def write_tiff(level0: Path, path: Path, recipe: Recipe) -> None:
 
     image = _vips_image(level0).copy()
     # libvips writes its "image-description" field as the ImageDescription tag.
-    image.set_type(pyvips.GValue.gstr_type, "image-description", recipe.dumps())
+    image.set_type(pyvips.GValue.gstr_type, "image-description", recipe.text)
     with atomic_path(path) as tmp:
         image.tiffsave(
             str(tmp),

@@ -301,7 +301,7 @@ def test_every_picture_carries_the_recipe(written):
     with tifffile.TiffFile(run_dir / "render.tif") as tif:
         # TIFF's own text tag, which every TIFF reader shows (tifffile drops the last newline).
         description = tif.pages.first.tags["ImageDescription"].value
-        assert description == RECIPE.dumps().rstrip("\n")
+        assert description == RECIPE.text.rstrip("\n")
     # The descriptor is still what deep-zoom readers expect: Image with its Size first.
     root = ET.parse(run_dir / "render.dzi").getroot()
     assert root.tag.endswith("}Image") and root[0].tag.endswith("}Size")
