@@ -33,7 +33,7 @@ from render.config import (
     register_configs,
 )
 from render.errors import RenderStopped, UserError
-from render.recipe import Launch, Recipe, read_recipe
+from render.recipe import Launch, Recipe, read_recipe, without_resume
 
 __all__ = ["info", "layers", "main", "plan", "replay"]
 
@@ -134,7 +134,7 @@ def resume_command(
     """The command line that continues a render of ``overrides`` in ``run_dir``, shell-quoted;
     ``program`` (default :func:`command_program`) begins it."""
     command = command_program() if program is None else list(program)
-    kept = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != "resume"]
+    kept = without_resume(overrides)
     return shlex.join([*command, *kept, "resume=true", f"hydra.run.dir={run_dir}"])
 
 

@@ -38,7 +38,7 @@ from render.errors import UserError
 if TYPE_CHECKING:
     from render.models import FeatureModel
 
-__all__ = ["Launch", "Recipe", "Weights", "read_recipe", "versions"]
+__all__ = ["Launch", "Recipe", "Weights", "read_recipe", "versions", "without_resume"]
 
 #: The first key of the YAML document, and its format's number.
 FORMAT_KEY = "tiledream_recipe"
@@ -129,15 +129,21 @@ class Recipe:
     @classmethod
     def make(cls, cfg: DictConfig, launch: Launch, weights: Weights) -> Recipe:
         """The recipe of a render of ``cfg`` (resolved as it ran: ``render.tiles_per_step``
-        holds the number it used) started as ``launch`` with ``weights``."""
+        holds the number it used) started as ``launch`` with ``weights``.
+
+        ``resume`` is left out (false): a resumed render's picture is the uninterrupted
+        render's, and so is its recipe.
+        """
+        overrides = without_resume(launch.overrides)
+        config = cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True))
         return cls(
-            command=shlex.join([*launch.program, *launch.overrides]),
-            overrides=tuple(launch.overrides),
+            command=shlex.join([*launch.program, *overrides]),
+            overrides=tuple(overrides),
             seed=int(cfg.seed),
             versions=versions(),
             weights=weights,
             choices=dict(launch.choices),
-            config=cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True)),
+            config={**config, "resume": False},
             in_python=tuple(launch.in_python),
         )
 
@@ -294,6 +300,12 @@ class Recipe:
             "hydra": {"searchpath": [f"file://{configs}"]},
             **config,
         }
+
+
+def without_resume(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` but ``resume=...``, which says how a render went on, not what it makes."""
+    keys = _override_keys(overrides)
+    return [o for o, key in zip(overrides, keys, strict=True) if key != "resume"]
 
 
 def _override_keys(overrides: Sequence[str]) -> list[str]:
