@@ -71,11 +71,15 @@ def run_hydra(
     resumes a stopped render; ``replaying``: the recipe that ``tiledream replay`` renders again.
     """
 
+    argv = sys.argv
+
     @hydra.main(config_path=config_path, config_name=config_name, version_base="1.3")
     def job(cfg: DictConfig) -> None:
+        # Lightning's DDP launcher starts the other ranks with the command line as it was
+        # (with Hydra's run folder added): ``tiledream replay FILE ...`` for a replay.
+        sys.argv = argv
         render_job(cfg, program, resume_program, replaying)
 
-    argv = sys.argv
     sys.argv = [argv[0], *args]  # what Hydra parses
     try:
         job()

@@ -100,6 +100,18 @@ def test_replay_renders_the_same_bytes_and_warns_of_what_differs(rendered, tmp_p
         assert (again / name).read_bytes() == (rendered / name).read_bytes(), name
 
 
+@pytest.mark.slow
+def test_a_replay_on_two_ranks_renders_the_recipe_on_both(rendered, tmp_path):
+    # Lightning starts rank 1 with the command line: it must replay too, not render the
+    # default config (a 448x448 canvas).
+    again = tmp_path / "again"
+    ddp = ["trainer.devices=2", "trainer.strategy=ddp"]
+    run_render("replay", str(rendered / "render.png"), *ddp, f"hydra.run.dir={again}")
+    assert "canvas 64x64, 1 tiles" in (again / "train_ddp_process_1.log").read_text()
+    with Image.open(again / "render.png") as replayed, Image.open(rendered / "render.png") as first:
+        assert replayed.tobytes() == first.tobytes()
+
+
 def compose_replay(recipe: Recipe, overrides: list[str], folder: Path):
     """The config ``tiledream replay`` composes for ``recipe`` and ``overrides``."""
     (folder / "replay.yaml").write_text(
