@@ -20,6 +20,7 @@ from pathlib import Path
 
 import hydra
 import yaml
+from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig
@@ -195,7 +196,9 @@ def replay(args: Sequence[str] | None = None) -> int:
                 f"Python (render_image), which its config does not describe: render it again "
                 f"from Python"
             )
-        config = recipe.replay_config(found.overrides, config_dir())
+        # Hydra's own flags (-m, --cfg job) stay on the command line, not in the config.
+        overrides = get_args_parser().parse_args(found.overrides).overrides
+        config = recipe.replay_config(overrides, config_dir())
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -189,6 +189,18 @@ def test_a_file_without_a_recipe_is_one_error_line_and_exit_2(monkeypatch, capsy
         assert len(err.splitlines()) == 1 and err.startswith(f"error: {message}"), err
 
 
+def test_replay_passes_hydras_flags_on(monkeypatch, capsys, tmp_path):
+    picture = tmp_path / "picture.png"
+    recipe = a_recipe("tiling.base_size=[96,96]", "seed=3")
+    Image.new("RGB", (96, 96)).save(picture, pnginfo=recipe.png_info())
+    status, out, _ = tiledream(
+        monkeypatch, capsys, "replay", str(picture), "seed=9", "--cfg", "job"
+    )
+    assert status == 0
+    config = yaml.safe_load(out)
+    assert config["seed"] == 9 and config["tiling"]["base_size"] == [96, 96]
+
+
 @pytest.mark.parametrize("command", ["info", "replay"])
 def test_help(monkeypatch, capsys, command):
     status, out, _ = tiledream(monkeypatch, capsys, command, "--help")
