@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from PIL import Image
 from torch import nn
 
-from render.config import compose_config
+from render.config import compose_config, compose_with_choices
 from render.errors import RenderStopped, UserError
 from render.models import FeatureModel, from_module
 from render.objectives import Objective
+from render.recipe import Launch
 from render.run import render
 
 __all__ = ["compose_config", "render_image"]
@@ -75,20 +77,29 @@ def render_image(
         raise UserError(f"overrides must be a list of strings, got the string {overrides!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise UserError(f"seed must be an int, got {seed!r}")
-    cfg = compose_config(
-        [
-            *_size_override("tiling.base_size", size),
-            *_size_override("tiling.tile_size", tile),
-            *([f"seed={seed}"] if seed is not None else []),
-            *overrides,
-        ]
+    composed = [
+        *_size_override("tiling.base_size", size),
+        *_size_override("tiling.tile_size", tile),
+        *([f"seed={seed}"] if seed is not None else []),
+        *overrides,
+    ]
+    cfg, choices = compose_with_choices(composed)
+    # The recipe names the command line that renders the same config (see the docstring).
+    launch = Launch(
+        program=("tiledream",),
+        overrides=tuple(composed),
+        choices=choices,
+        in_python=tuple(
+            name for name, part in (("model", model), ("objective", objective)) if part is not None
+        ),
     )
     feature_model = _feature_model(model)
+    run = partial(render, cfg, model=feature_model, objective=objective, launch=launch)
     try:
         if out_dir is not None:
-            return _open(render(cfg, Path(out_dir), model=feature_model, objective=objective))
+            return _open(run(Path(out_dir)))
         with tempfile.TemporaryDirectory(prefix="tiledream_") as tmp:
-            return _open(render(cfg, Path(tmp), model=feature_model, objective=objective))
+            return _open(run(Path(tmp)))
     except RenderStopped as stopped:
         stopped.resume = (
             f"resume with the same render_image() call, out_dir={str(out_dir)!r} and "

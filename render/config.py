@@ -6,7 +6,7 @@ wrong type fails at composition time with Hydra's own message.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException, InstantiationException
 from hydra.utils import instantiate
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, open_dict
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from render.errors import UserError
@@ -441,12 +441,31 @@ def config_dir() -> str:
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     """The render config of ``python scripts/render.py OVERRIDES...``, as a DictConfig."""
+    return compose_with_choices(overrides)[0]
+
+
+def compose_with_choices(overrides: Sequence[str] = ()) -> tuple[DictConfig, dict[str, str]]:
+    """:func:`compose_config` and the option each config group took (``{"model": "timm"}``;
+    Hydra's ``runtime.choices`` without Hydra's own groups and the unset ones)."""
     register_configs()
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            return compose("render", overrides=list(overrides))
+            cfg = compose("render", overrides=list(overrides), return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as error:
         raise UserError(f"overrides {list(overrides)}: {error}") from None
+    choices = group_choices(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, choices
+
+
+def group_choices(choices: Mapping[str, Any]) -> dict[str, str]:
+    """The options of the render's own config groups among Hydra's ``runtime.choices``."""
+    return {
+        str(group): str(option)
+        for group, option in choices.items()
+        if option is not None and not str(group).startswith("hydra/")
+    }
 
 
 def build(node: DictConfig, **kwargs: Any) -> Any:

@@ -13,6 +13,8 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torch import Tensor
 
+from render.recipe import Recipe
+
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
@@ -87,8 +89,9 @@ class ProgressGif:
             canvas = TF.resize(canvas, list(size), antialias=True)
         self.frames.append(to_pil(canvas))
 
-    def save(self, path: Path, duration_ms: int = 150) -> None:
-        """Write the frames (resized to the last frame's size, for octaves) as a looping GIF."""
+    def save(self, path: Path, recipe: Recipe, duration_ms: int = 150) -> None:
+        """Write the frames (resized to the last frame's size, for octaves) as a looping GIF,
+        with ``recipe`` as its comment."""
         if not self.frames:
             return
         size = self.frames[-1].size
@@ -108,4 +111,5 @@ class ProgressGif:
                 append_images=frames[1:],
                 duration=duration_ms,
                 loop=0,
+                comment=recipe.text,
             )

@@ -4,7 +4,8 @@ No writer holds the canvas in floats: ``render.png`` and ``render_tiles.png`` (u
 ``output.png_max_pixels``) fill an 8-bit array band by band; for larger pictures, the strips go
 once into a tiled level-0 TIFF (tifffile), from which libvips (pyvips) streams the pyramidal
 BigTIFF ``render.tif`` and the deep-zoom pyramid ``render.dzi`` + ``render_files/`` that
-``viewer.html`` opens. Every file appears complete or not at all.
+``viewer.html`` opens. Every file appears complete or not at all, and carries the render's
+recipe (render/recipe.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch import Tensor
 
 from render.errors import UserError
 from render.outputs import atomic_path, to_uint8
+from render.recipe import Recipe
 from render.strips import Fetch, canvas_strips, fetch_order
 from render.viewer import write_viewer
 from tiling import TilingModule
@@ -86,9 +88,16 @@ class Pictures:
 
 
 def write_pictures(
-    tiling: TilingModule, fetch: Fetch, run_dir: Path, border: int, chosen: Pictures
+    tiling: TilingModule,
+    fetch: Fetch,
+    run_dir: Path,
+    border: int,
+    chosen: Pictures,
+    *,
+    recipe: Recipe,
 ) -> None:
-    """Write the chosen files of the canvas that ``tiling`` and ``fetch`` describe.
+    """Write the chosen files of the canvas that ``tiling`` and ``fetch`` describe, each
+    carrying ``recipe``.
 
     ``chosen.main_file()`` is written last: a run folder that has it has all its pictures.
     """
@@ -101,10 +110,13 @@ def write_pictures(
             log.info("wrote the full-size tiles in %.1f s", time.perf_counter() - started)
             if chosen.deepzoom:
                 (run_dir / "viewer.html").unlink(missing_ok=True)
-                _timed(run_dir / "render.dzi", lambda: write_deepzoom(level0, run_dir))
+                _timed(run_dir / "render.dzi", lambda: write_deepzoom(level0, run_dir, recipe))
                 write_viewer(run_dir)
             if chosen.tiff:
-                _timed(run_dir / "render.tif", lambda: write_tiff(level0, run_dir / "render.tif"))
+                _timed(
+                    run_dir / "render.tif",
+                    lambda: write_tiff(level0, run_dir / "render.tif", recipe),
+                )
     if png is None:
         log.info(
             "render.png and render_tiles.png skipped: the %dx%d canvas has more than "
@@ -124,10 +136,11 @@ def write_pictures(
     with atomic_path(run_dir / "render.png") as main:
         if not (chosen.deepzoom or chosen.tiff):
             _fill(png, tiling, fetch, None)
-        _timed(run_dir / "render.png", lambda: _save_png(png, main))
+        _timed(run_dir / "render.png", lambda: _save_png(png, main, recipe))
         _fill(png, tiling, fetch, border or None)
         _timed(
-            run_dir / "render_tiles.png", lambda: _save_atomic(png, run_dir / "render_tiles.png")
+            run_dir / "render_tiles.png",
+            lambda: _save_atomic(png, run_dir / "render_tiles.png", recipe),
         )
 
 
@@ -153,13 +166,13 @@ def _fill(png: np.ndarray, tiling: TilingModule, fetch: Fetch, border: int | Non
         png[top : top + band.shape[1]] = to_uint8(band).numpy()
 
 
-def _save_png(pixels: np.ndarray, path: Path) -> None:
-    Image.fromarray(pixels, mode="RGB").save(path, format="PNG")
+def _save_png(pixels: np.ndarray, path: Path, recipe: Recipe) -> None:
+    Image.fromarray(pixels, mode="RGB").save(path, format="PNG", pnginfo=recipe.png_info())
 
 
-def _save_atomic(pixels: np.ndarray, path: Path) -> None:
+def _save_atomic(pixels: np.ndarray, path: Path, recipe: Recipe) -> None:
     with atomic_path(path) as tmp:
-        _save_png(pixels, tmp)
+        _save_png(pixels, tmp, recipe)
 
 
 def _tiff_tiles(tiling: TilingModule, fetch: Fetch, png: np.ndarray | None) -> Iterator[np.ndarray]:
@@ -214,10 +227,21 @@ def _vips_image(level0: Path) -> Any:
     return pyvips.Image.new_from_file(str(level0), access="sequential")
 
 
-def write_tiff(level0: Path, path: Path) -> None:
-    """``path``: a tiled (256), pyramidal, lossless BigTIFF of the level-0 TIFF."""
+def write_tiff(level0: Path, path: Path, recipe: Recipe) -> None:
+    """``path``: a tiled (256), pyramidal, lossless BigTIFF of the level-0 TIFF, with
+    ``recipe`` as its ImageDescription.
+
+    ImageDescription, not XMP or a private tag: it is TIFF's own text field, which tifffile,
+    libvips, exiftool, tiffinfo, ImageMagick and GIMP all show; XMP would wrap the text in
+    RDF/XML, and a private tag is shown by none of them.
+    """
+    import pyvips
+
+    image = _vips_image(level0).copy()
+    # libvips writes its "image-description" field as the ImageDescription tag.
+    image.set_type(pyvips.GValue.gstr_type, "image-description", recipe.text)
     with atomic_path(path) as tmp:
-        _vips_image(level0).tiffsave(
+        image.tiffsave(
             str(tmp),
             tile=True,
             tile_width=TIFF_TILE,
@@ -228,14 +252,16 @@ def write_tiff(level0: Path, path: Path) -> None:
         )
 
 
-def write_deepzoom(level0: Path, run_dir: Path) -> None:
-    """``render.dzi`` + ``render_files/`` in ``run_dir``: built aside, moved in folder first.
+def write_deepzoom(level0: Path, run_dir: Path, recipe: Recipe) -> None:
+    """``render.dzi`` (carrying ``recipe``) + ``render_files/`` in ``run_dir``: built aside,
+    moved in folder first.
 
     The descriptor is moved in last, so a ``render.dzi`` never names an incomplete folder.
     """
     aside = Path(tempfile.mkdtemp(dir=run_dir, prefix=".deepzoom."))
     try:
         _vips_image(level0).dzsave(str(aside / "render"), **DZI_TILE)
+        recipe.write_into_dzi(aside / "render.dzi")
         (run_dir / "render.dzi").unlink(missing_ok=True)
         shutil.rmtree(run_dir / "render_files", ignore_errors=True)
         os.replace(aside / "render_files", run_dir / "render_files")

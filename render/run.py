@@ -48,6 +48,7 @@ from render.plan import (
     views_per_tile,
 )
 from render.progress import OctaveProgressBar, TimeEstimate
+from render.recipe import Launch, Recipe, Weights, versions
 from render.renderer import TileRenderer
 from render.rundir import owns_run_dir, run_lock
 from render.stopping import (
@@ -407,20 +408,24 @@ def render(
     *,
     model: FeatureModel | None = None,
     objective: Objective | None = None,
+    launch: Launch | None = None,
 ) -> Path:
     """Run the render described by ``cfg``; outputs go to ``run_dir`` (on rank 0).
 
     ``model`` and ``objective``, when given (the Python API), replace ``cfg.model`` and
-    ``cfg.objective``. A second render into the same ``run_dir`` is refused while this one runs.
+    ``cfg.objective``. ``launch``: how the render was asked for, for the recipe every picture
+    carries (default: a call of this function). A second render into the same ``run_dir`` is
+    refused while this one runs.
     SIGTERM (and SLURM's warning signal) stops the render at the next step with a checkpoint
     at that step: :class:`render.errors.RenderStopped` is raised, and no image is written.
     """
     check_values(cfg)
+    launch = launch or Launch(program=("render.run.render",))
     with stop_signals() as stop:
         if not owns_run_dir():
-            return _render(cfg, run_dir, model, objective, stop)
+            return _render(cfg, run_dir, model, objective, stop, launch)
         with run_lock(run_dir):
-            return _render(cfg, run_dir, model, objective, stop)
+            return _render(cfg, run_dir, model, objective, stop, launch)
 
 
 def prepare(
@@ -444,12 +449,21 @@ def _render(
     model: FeatureModel | None,
     objective: Objective | None,
     stop: StopRequest,
+    launch: Launch,
 ) -> Path:
     started = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build(cfg.model) if model is None else model
     objective = build(cfg.objective) if objective is None else objective
     init, base = prepare(cfg, model, objective)
+    weights = Weights.of(model)
+    if launch.replaying is not None and owns_run_dir():
+        differences = launch.replaying.differences(versions(), weights)
+        if differences:
+            log.warning(
+                "replay: this machine differs from the recipe, the pixels may too: %s",
+                "; ".join(differences),
+            )
     tile = list(cfg.tiling.tile_size)
     settings = cfg.render
     from_image = init.size() is not None
@@ -565,7 +579,8 @@ def _render(
         return tiles
 
     if trainer.is_global_zero:
-        write_outputs(tiling, fetch, run_dir, settings.border, gif, cfg.output)
+        recipe = Recipe.make(cfg, launch, weights)
+        write_outputs(tiling, fetch, run_dir, settings.border, gif, cfg.output, recipe=recipe)
     elif module.sharded:
         serve_pictures(tiling, partial(module.fetch, pixels), Pictures.choose(cfg.output, base))
     if stop.signum:
@@ -590,10 +605,12 @@ def write_outputs(
     border: int,
     gif: ProgressGif,
     output: DictConfig,
+    *,
+    recipe: Recipe,
 ) -> None:
     """progress.gif and the full-size pictures ``output`` chooses (render/pictures.py), written
-    from the canvas strips: no full-size float canvas."""
-    gif.save(run_dir / "progress.gif")
+    from the canvas strips (no full-size float canvas), each carrying ``recipe``."""
+    gif.save(run_dir / "progress.gif", recipe)
     chosen = Pictures.choose(output, (tiling._base_size[0], tiling._base_size[1]))
-    write_pictures(tiling, fetch, run_dir, border, chosen)
+    write_pictures(tiling, fetch, run_dir, border, chosen, recipe=recipe)
     log.info("wrote %s", run_dir / chosen.main_file())

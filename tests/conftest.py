@@ -8,6 +8,9 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from render.config import compose_with_choices
+from render.recipe import Launch, Recipe, Weights
+
 ROOT = Path(__file__).resolve().parents[1]
 RENDER = str(ROOT / "scripts" / "render.py")
 
@@ -22,6 +25,13 @@ TINY = [
     "objective.channel=3",
     "trainer.accelerator=cpu",
 ]
+
+
+def a_recipe(*overrides: str) -> Recipe:
+    """The recipe a render of ``tiledream OVERRIDES...`` records (with no weight file)."""
+    cfg, choices = compose_with_choices(overrides)
+    launch = Launch(program=("tiledream",), overrides=overrides, choices=choices)
+    return Recipe.make(cfg, launch, Weights("efficientnet_lite0", None, None))
 
 
 def run_render(*overrides: str, check: bool = True) -> subprocess.CompletedProcess:

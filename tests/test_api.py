@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 
 import numpy as np
@@ -19,6 +20,7 @@ from render import objectives as obj
 from render.errors import RenderStopped, UserError
 from render.models import from_module
 from render.objectives.activations import Channel
+from render.recipe import read_recipe
 
 QUIET = ["trainer.enable_progress_bar=false"]
 
@@ -75,6 +77,12 @@ def test_render_image_equals_the_command_lines_render_png(tmp_path):
     # out_dir gets every output the command line writes.
     for name in ("render.png", "render_tiles.png", "progress.gif"):
         assert (tmp_path / "api" / name).is_file()
+    # Its recipe is the command line's (but QUIET), as the tiledream command that renders it.
+    api, cli_recipe = (read_recipe(tmp_path / d / "render.png") for d in ("api", "cli"))
+    trainer = {**cli_recipe.config["trainer"], "enable_progress_bar": False}
+    assert api.config == {**cli_recipe.config, "trainer": trainer}
+    assert api.choices == cli_recipe.choices
+    assert api.command == shlex.join(["tiledream", *TINY, *QUIET]) and not api.in_python
 
 
 def test_objective_and_size_arguments_are_the_overrides_they_name(tmp_path):
@@ -143,6 +151,8 @@ def test_a_stopped_render_image_says_how_to_resume_and_resumes_to_the_same_pictu
     )
     whole = render_image(obj.channel("2", 5), **call, overrides=overrides)
     assert np.array_equal(np.asarray(resumed), np.asarray(whole))
+    # The recipe says what its config does not describe.
+    assert read_recipe(tmp_path / "render.png").in_python == ("model", "objective")
 
 
 def test_render_image_takes_tiles_per_step_auto(caplog):

@@ -49,6 +49,14 @@ def test_tiledream_composes_from_the_packaged_configs(installed: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("command", ["tiledream-info", "tiledream-replay"])
+def test_the_recipe_commands_are_installed(installed: Path, command: str) -> None:
+    done = run_installed(installed, command, "--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"usage: {command.replace('-', ' ')} [-h] file")
+
+
+@pytest.mark.slow
 def test_tiledream_layers_lists_the_default_model(installed: Path) -> None:
     done = run_installed(installed, "tiledream-layers")
     assert done.returncode == 0, done.stderr

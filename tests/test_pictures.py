@@ -9,6 +9,7 @@ import io
 import math
 import threading
 import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-from conftest import TINY, run_render
+from conftest import TINY, a_recipe, run_render
 from omegaconf import OmegaConf
 from PIL import Image
 from test_gallery import chromium
@@ -26,12 +27,14 @@ from render.config import OutputConfig
 from render.errors import UserError
 from render.outputs import to_uint8
 from render.pictures import DZI_TILE, TIFF_TILE, Pictures, write_pictures
+from render.recipe import read_recipe
 from render.strips import fetch_order
 from tiling import TilingModule
 
 # Three TIFF levels (700x600, 350x300, 175x150) and eleven deep-zoom levels (0..10).
 HEIGHT, WIDTH = 600, 700
 EVERYTHING = Pictures(png=True, deepzoom=True, tiff=True, png_max_pixels=HEIGHT * WIDTH)
+RECIPE = a_recipe()
 
 
 def smooth_tiles(tiling: TilingModule) -> torch.Tensor:
@@ -63,7 +66,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray,
         fetched.append(len(idx))
         return tiles[idx]
 
-    write_pictures(tiling, fetch, run_dir, 2, EVERYTHING)
+    write_pictures(tiling, fetch, run_dir, 2, EVERYTHING, recipe=RECIPE)
     assert max(fetched) == tiling.tiling_pattern()[1], "one tile row at a time"
     assert len(fetched) == EVERYTHING.strip_passes() * len(list(fetch_order(tiling, TIFF_TILE)))
     canvas = tiling.rebuild_with_masks(tiles).clamp(0, 1)[0]
@@ -149,7 +152,7 @@ def test_strip_passes_count_what_write_pictures_reads(tmp_path):
             calls.append(idx)
             return tiles[idx]
 
-        write_pictures(tiling, fetch, tmp_path, 2, chosen)
+        write_pictures(tiling, fetch, tmp_path, 2, chosen, recipe=RECIPE)
         assert len(calls) == chosen.strip_passes() * per_pass, chosen
 
 
@@ -168,7 +171,7 @@ def test_a_failed_writing_leaves_no_main_file_and_no_temporary_files(tmp_path):
         return tiles[idx]
 
     with pytest.raises(RuntimeError, match="stopped"):
-        write_pictures(tiling, fetch, tmp_path, 2, chosen)
+        write_pictures(tiling, fetch, tmp_path, 2, chosen, recipe=RECIPE)
     # The last strip of render_tiles.png failed: the pyramid files are whole, render.png is not
     # there (it is moved in last), and nothing temporary is left.
     names = {p.name for p in tmp_path.iterdir()}
@@ -289,3 +292,49 @@ def test_the_viewer_shows_the_canvas_at_full_size_in_a_real_browser(written):
     assert tile.shape == (256, 256, 3)
     assert np.abs(tile.astype(int) - canvas[y : y + 256, x : x + 256]).mean() < 1.5
     assert np.abs(tile.astype(int) - canvas[y + 8 : y + 264, x + 8 : x + 264]).mean() > 4
+
+
+def test_every_picture_carries_the_recipe(written):
+    run_dir, _, _ = written
+    for name in ("render.png", "render_tiles.png", "render.tif", "render.dzi"):
+        assert read_recipe(run_dir / name) == RECIPE, name
+    with tifffile.TiffFile(run_dir / "render.tif") as tif:
+        # TIFF's own text tag, which every TIFF reader shows (tifffile drops the last newline).
+        description = tif.pages.first.tags["ImageDescription"].value
+        assert description == RECIPE.text.rstrip("\n")
+    # The descriptor is still what deep-zoom readers expect: Image with its Size first.
+    root = ET.parse(run_dir / "render.dzi").getroot()
+    assert root.tag.endswith("}Image") and root[0].tag.endswith("}Size")
+
+
+def png_chunks(path: Path) -> list[tuple[bytes, bytes]]:
+    """The (type, data) of each chunk of a PNG, checking each chunk's CRC."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = [], 8
+    while at < len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        assert int.from_bytes(data[at + 8 + length : at + 12 + length], "big") == zlib.crc32(
+            kind + body
+        ), kind
+        chunks.append((kind, body))
+        at += 12 + length
+    return chunks
+
+
+def test_the_png_with_its_recipe_is_a_plain_png(written):
+    run_dir, canvas, _ = written
+    path = run_dir / "render.png"
+    kinds = [kind for kind, _ in png_chunks(path)]
+    # IHDR first, IEND last, the text chunks ancillary (a lowercase first letter: readers that
+    # do not know them skip them) and before the pixels.
+    assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND"
+    text = [k for k in kinds if k not in (b"IHDR", b"IDAT", b"IEND")]
+    assert sorted(text) == [b"iTXt", b"tEXt"]
+    assert max(kinds.index(k) for k in text) < kinds.index(b"IDAT")
+    # Pillow and another decoder, libvips' (libspng), read the canvas.
+    import pyvips
+
+    assert np.array_equal(np.asarray(Image.open(path)), canvas)
+    assert np.array_equal(pyvips.Image.new_from_file(str(path)).numpy(), canvas)

@@ -244,4 +244,5 @@ def checkpoint_model(
         input_size=input_size,
         labels=labels,
         channels_last=True,
+        weights_file=file,
     )

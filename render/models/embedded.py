@@ -70,4 +70,5 @@ def efficientnet_lite0() -> FeatureModel:
         input_size=224,
         labels=imagenet_labels(),
         channels_last=True,
+        weights_file=path,
     )

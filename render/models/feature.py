@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import torch
@@ -50,8 +51,12 @@ class FeatureModel(nn.Module):
         labels: Sequence[str] | None = None,
         channels_last: bool = False,
         preprocess: Callable[[Tensor], Tensor] | None = None,
+        weights_file: str | os.PathLike[str] | None = None,
     ) -> None:
         """Wrap `network`, which expects inputs normalised as (x - mean) / std.
+
+        ``weights_file`` is the file its weights were loaded from (None: given in Python); a
+        render's recipe records its checksum (render/recipe.py).
 
         ``preprocess``, if given, maps RGB in [0, 1] to the network's input instead of mean/std
         (differentiable torch ops only: gradients flow through it to the image).
@@ -68,6 +73,7 @@ class FeatureModel(nn.Module):
         self.network = network
         self.name = name or type(network).__name__
         self.input_size = int(input_size)
+        self.weights_file = None if weights_file is None else os.fspath(weights_file)
         self.labels: tuple[str, ...] | None = tuple(labels) if labels is not None else None
         # Non-persistent: normalisation is configuration, not state worth checkpointing.
         self.register_buffer("mean", _channel_stats(mean, "mean"), persistent=False)

@@ -174,6 +174,8 @@ def torchvision_model(name: str, weights: str = "DEFAULT") -> FeatureModel:
         input_size=int(crop[0]) if crop else 224,
         labels=chosen.meta.get("categories"),
         channels_last=True,
+        # Where torchvision loaded the weights from (it downloads them there too).
+        weights_file=cached,
     )
 
 
@@ -194,7 +196,7 @@ def timm_normalisation(network: nn.Module) -> Stats:
     return tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
 
 
-def _timm_feature_model(network: nn.Module, name: str) -> FeatureModel:
+def _timm_feature_model(network: nn.Module, name: str, weights_file: str | None) -> FeatureModel:
     mean, std = timm_normalisation(network)
     size = (getattr(network, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))
     return FeatureModel(
@@ -205,6 +207,7 @@ def _timm_feature_model(network: nn.Module, name: str) -> FeatureModel:
         input_size=int(size[-1]),
         labels=timm_labels(network),
         channels_last=True,
+        weights_file=weights_file,
     )
 
 
@@ -292,4 +295,5 @@ def timm_model(name: str) -> FeatureModel:
             network = timm.create_model(name, pretrained=True)
         except _DOWNLOAD_ERRORS as exc:
             raise UserError(_timm_missing_message(name, type(exc).__name__)) from exc
-    return _timm_feature_model(network, name)
+    # A download lands in the cache: the file the weights came from either way.
+    return _timm_feature_model(network, name, cached or _timm_cached_file(name))

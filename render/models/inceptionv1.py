@@ -192,4 +192,5 @@ def inceptionv1(path: str | os.PathLike[str] | None = None) -> FeatureModel:
         name="inceptionv1",
         input_size=224,
         channels_last=True,
+        weights_file=weights,
     )

@@ -30,6 +30,7 @@ import torch
 import render.run
 from render.config import compose_config
 from render.outputs import ProgressGif
+from render.recipe import Launch, Recipe, Weights
 from render.run import make_tiling
 
 MB = 2**20
@@ -130,7 +131,15 @@ def main(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
             phase = torch.tensor([0.0, 2.0, 4.0])[None, :, None, None] + idx[:, None, None, None]
             return 0.5 + 0.4 * torch.sin(x / 97 + phase * 0.01) * torch.cos(y / 131 + phase)
 
-        render.run.write_outputs(tiling, fetch, run_dir, 2, ProgressGif(), cfg.output)
+        # A recipe like a render's, so that writing it is measured too.
+        launch = Launch(
+            program=("python", "-m", "scripts.bench.outputs"),
+            overrides=(f"tiling.base_size=[{size},{size}]",),
+        )
+        recipe = Recipe.make(cfg, launch, Weights("synthetic", None, None))
+        render.run.write_outputs(
+            tiling, fetch, run_dir, 2, ProgressGif(), cfg.output, recipe=recipe
+        )
     else:
         render.run.render(compose_config(overrides), run_dir)
     figures["total_s"] = round(time.perf_counter() - started, 1)
