@@ -233,6 +233,21 @@ def upsample_rows(
     return a + (b - a) * weight
 
 
+def upsample(canvas: Tensor, size: tuple[int, int], rows: int = 256) -> Tensor:
+    """``canvas`` [n, c, h, w] enlarged to ``size`` (bilinear) ``rows`` output rows at a time
+    with :func:`upsample_rows`: bit for bit the rows that the ranks of a sharded canvas make.
+    """
+    height, width = canvas.shape[-2:]
+    out = canvas.new_empty((*canvas.shape[:2], *size))
+    for top in range(0, size[0], rows):
+        bottom = min(top + rows, size[0])
+        lo, hi = source_rows((top, bottom), height, size[0])
+        out[:, :, top:bottom] = upsample_rows(
+            canvas[:, :, lo:hi], lo, (height, width), size, range(top, bottom)
+        )
+    return out
+
+
 def exchange(
     own_tiles: Tensor, own: range, num_tiles: int, wanted: list[Tensor], device: torch.device
 ) -> Tensor:

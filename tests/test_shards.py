@@ -105,6 +105,10 @@ def test_rows_from_the_tiles_over_them_and_their_enlargement_match_the_whole_can
                 range(*out),
             )
             torch.testing.assert_close(got, big[:, :, out[0] : out[1]], atol=1e-5, rtol=0)
+            # One process enlarges its canvas band by band: the ranks' rows, bit for bit.
+            assert torch.equal(
+                shards.upsample(canvas, size_out, rows=4)[:, :, out[0] : out[1]], got
+            )
 
 
 def _free_port() -> int:
