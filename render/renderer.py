@@ -23,6 +23,7 @@ from render.params import Parameterization
 from render.peers import distributed, peers_alive
 from render.schedule import TileBatches, tile_generators
 from render.store import TileStore
+from render.strips import canvas_strips
 from tiling import TilingModule
 
 
@@ -178,9 +179,8 @@ class TileRenderer(pl.LightningModule):
         assert self.loader is not None
         self.loader.position = self.global_step
         if self.context is not None and self.context.thumbnails is None:
-            pixels = self.decode_all()
-            canvases = [self.thumbnail(size, pixels) for size in self.context.sizes]
-            self.context.refresh(canvases, self.device)
+            self.context.refresh(self.thumbnails(self.context.sizes), self.device)
+            release_free_memory()
 
     def transfer_batch_to_device(self, batch: Tensor, device: torch.device, _: int) -> Tensor:
         # Tile indices stay on the host: the store moves them without waiting for the device.
@@ -331,6 +331,20 @@ class TileRenderer(pl.LightningModule):
         return [slice(a - own.start, b - own.start) for a, b in itertools.pairwise(cuts) if b > a]
 
     @torch.no_grad()
+    def _decode_tiles(self, idx: Tensor) -> Tensor:
+        """This rank's tiles ``idx`` (increasing) decoded on the module's device, each in the
+        chunk :meth:`decode_all` decodes it in, so that its bits are the same.
+        """
+        pieces = []
+        for chunk in self._chunks():
+            lo = chunk.start + self.own.start
+            wanted = idx[(idx >= lo) & (idx < chunk.stop + self.own.start)]
+            if len(wanted):
+                decoded = self.param.decode(self.store.params[chunk].to(self.device))
+                pieces.append(decoded[wanted - lo])
+        return torch.cat(pieces)
+
+    @torch.no_grad()
     def decode_all(self) -> Tensor:
         """This rank's tiles as RGB pixels ``[n, 3, h, w]``, on the store's device."""
         h, w = self.param.tile_size
@@ -377,8 +391,7 @@ class TileRenderer(pl.LightningModule):
         chunks = (pixels[chunk] for chunk in self._chunks())
         self._encode_into(chunks, self.store.params, self.device)
         if self.context is not None:
-            canvases = [self.thumbnail(size, pixels) for size in self.context.sizes]
-            self.context.refresh(canvases, self.device)
+            self.context.refresh(self.thumbnails(self.context.sizes, pixels), self.device)
         return pixels
 
     def _blend_shard(self, pixels: Tensor) -> Tensor:
@@ -412,6 +425,12 @@ class TileRenderer(pl.LightningModule):
         """The full image ``[1, 3, H, W]``: ``rebuild_with_masks`` of the decoded tiles, every
         tile of the canvas (with several processes, see :meth:`canvas_rows` and :meth:`fetch`).
         """
+        if pixels is None and not self.sharded:
+            # Decoded a row of tiles at a time: never every tile and the canvas at once.
+            height = self.tiling._base_size[0]
+            ((_, band),) = canvas_strips(self.tiling, self._decode_tiles, height, border)
+            self.check_finite(band, f"the canvas at step {self.global_step}")
+            return band[None]
         if pixels is None:
             pixels = self.decode_all()
         if len(pixels) != self.tiling.num_tiles():
@@ -419,24 +438,36 @@ class TileRenderer(pl.LightningModule):
         return self.tiling.rebuild_with_masks(pixels, border=border).clamp_(0, 1)
 
     @torch.no_grad()
-    def thumbnail(self, size: tuple[int, int], pixels: Tensor | None = None) -> Tensor:
-        """The canvas shrunk to ``size`` ``[1, 3, *size]`` in [0, 1], on every rank (a
-        collective): each rank shrinks its own tiles' share of the canvas and the shares are
-        summed (the shrink is linear).
+    def thumbnails(
+        self, sizes: Sequence[tuple[int, int]], pixels: Tensor | None = None
+    ) -> list[Tensor]:
+        """The canvas shrunk to each of ``sizes``, ``[1, 3, *size]`` in [0, 1], on every rank (a
+        collective: each rank shrinks its own tiles' share of the canvas and the shares are
+        summed, as the shrink is linear); ``pixels``: this rank's decoded tiles, if at hand.
         """
-        if pixels is None:
-            pixels = self.decode_all()
         height, width = self.tiling._base_size
         if not self.sharded:
             canvas = self.canvas(pixels)
-            return canvas if tuple(size) == (height, width) else shrink(canvas, size).clamp_(0, 1)
+            return [
+                canvas if tuple(size) == (height, width) else shrink(canvas, size).clamp_(0, 1)
+                for size in sizes
+            ]
+        if pixels is None:
+            pixels = self.decode_all()
         top, bottom = shards.tile_rows(self.tiling, self.own)
         own = torch.arange(self.own.start, self.own.stop)
         band = shards.place(self.tiling, [(pixels, own)], top, bottom)
-        small = shards.shrink_rows(band, top, height, size).to(self.device)
-        with peers_alive():
-            dist.all_reduce(small)
-        return small.clamp_(0, 1)
+        smalls = []
+        for size in sizes:
+            small = shards.shrink_rows(band, top, height, size).to(self.device)
+            with peers_alive():
+                dist.all_reduce(small)
+            smalls.append(small.clamp_(0, 1))
+        return smalls
+
+    def thumbnail(self, size: tuple[int, int], pixels: Tensor | None = None) -> Tensor:
+        """The canvas shrunk to ``size`` (see :meth:`thumbnails`)."""
+        return self.thumbnails([size], pixels)[0]
 
     @torch.no_grad()
     def canvas_rows(self, pixels: Tensor, rows: list[tuple[int, int]]) -> Tensor:

@@ -50,7 +50,8 @@ def fetch_order(tiling: TilingModule, rows: int) -> Iterator[Tensor]:
 def canvas_strips(
     tiling: TilingModule, fetch: Fetch, rows: int, border: int | None = None
 ) -> Iterator[tuple[int, Tensor]]:
-    """Yield ``(top, band)``, ``band`` = ``[3, rows_here, W]`` in [0, 1], top to bottom.
+    """Yield ``(top, band)``, ``band`` = ``[3, rows_here, W]`` in [0, 1] on the tiles' device,
+    top to bottom.
 
     Each band equals ``tiling.rebuild_with_masks(tiles, border=border).clamp(0, 1)[0, :,
     top:top + rows_here]``; ``border`` outlines every tile in red, as that rebuild does.
@@ -66,7 +67,7 @@ def canvas_strips(
             if band is None:
                 out_dtype = tiles.dtype
                 dtype = tiling._accumulation_dtype(tiles.dtype)
-                band = torch.zeros((3, bottom - top, width), dtype=dtype)
+                band = torch.zeros((3, bottom - top, width), dtype=dtype, device=tiles.device)
             add_tiles(tiling, band, top, [(tiles.to(band.dtype), index)])
             del tiles
         assert band is not None, "every canvas row is covered by a tile"

@@ -312,3 +312,14 @@ def test_a_canvas_start_encodes_the_same_tiles_as_split_into_tiles(model):
         decode_chunk=3,  # chunks that do not divide the 4 tiles
     )
     assert torch.allclose(renderer.decode_all(), tiling.split_into_tiles(canvas), atol=1e-5)
+
+
+def test_the_canvas_decoded_row_by_row_has_the_bits_of_every_tile_decoded_at_once(model):
+    # 4x4 tiles of 64 in chunks of 3: rows of tiles and decode chunks do not line up, and a
+    # batched FFT of other tiles could round differently.
+    renderer = make_renderer(model, channel("blocks.2.0", 3), base=208)
+    renderer.decode_chunk = 3
+    assert renderer.tiling.tiling_pattern() == [4, 4]
+    whole = renderer.tiling.rebuild_with_masks(renderer.decode_all()).clamp(0, 1)
+    assert torch.equal(renderer.canvas(), whole)
+    assert torch.equal(renderer.canvas(border=2), renderer.canvas(renderer.decode_all(), 2))

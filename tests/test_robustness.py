@@ -1,5 +1,6 @@
 """Renders that lose no work, scale past one process, and stop cleanly on bad input."""
 
+import io
 import os
 import re
 import shlex
@@ -44,6 +45,12 @@ SPATIAL = [
 ]
 # Two octaves (96 then 160) with checkpoints.
 RESUMABLE = ["trainer.max_steps=24", "checkpoint.every_n_steps=4"]
+
+
+def pixels(png: bytes | Path) -> bytes:
+    """The RGB pixels of a PNG file or of its bytes, without its metadata."""
+    with Image.open(png if isinstance(png, Path) else io.BytesIO(png)) as image:
+        return image.convert("RGB").tobytes()
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +194,8 @@ def test_sigterm_saves_the_current_step_and_the_resumed_render_is_the_same(
     assert seconds < 15  # about 2 s: the step, the checkpoint and the interpreter's exit
     assert command.split()[2:-2] == [shlex.quote(o) for o in config]
     resume_as_told(command, run_dir)
-    assert (run_dir / "render.png").read_bytes() == whole_render([*SMALL, *RESUMABLE])
+    # The pixels: the recipe in the file names checkpoint.every_n_steps, which differs.
+    assert pixels(run_dir / "render.png") == pixels(whole_render([*SMALL, *RESUMABLE]))
 
 
 @pytest.mark.slow
@@ -313,33 +321,35 @@ def test_ddp_on_two_cpu_processes_renders_as_well_as_one(tmp_path):
     assert len(list((tmp_path / "ddp").glob("render*.png"))) == 2
 
 
-@pytest.mark.slow
-def test_a_4096_canvas_stays_within_its_memory_budget(tmp_path):
-    """625 tiles of 224: the documented peak resident memory, 2.5 GB, holds."""
+def peak_rss(*overrides: str) -> int:
+    """Peak resident memory (bytes) of a render of ``overrides``, measured by a parent process
+    that starts nothing else."""
     measure = (
         "import resource, subprocess, sys; "
         "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
+    command = [sys.executable, RENDER, *overrides, "trainer.max_steps=2", "trainer.accelerator=cpu"]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            measure,
-            sys.executable,
-            RENDER,
-            "tiling.base_size=[4096,4096]",
-            "trainer.max_steps=2",
-            "trainer.accelerator=cpu",
-            f"hydra.run.dir={tmp_path}",
-        ],
+        [sys.executable, "-c", measure, *command],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
         timeout=600,
     )
-    peak_bytes = int(result.stdout.split()[-1]) * 1024
-    assert peak_bytes < 2.5e9
-    with Image.open(tmp_path / "render.png") as png:
+    return int(result.stdout.split()[-1]) * 1024
+
+
+@pytest.mark.slow
+def test_a_4096_canvas_stays_within_its_memory_budget(tmp_path):
+    """625 tiles of 224: the canvas costs at most 60 bytes per pixel above a 448x448 render's
+    peak (documented: about 46; Python, PyTorch and the model, the rest, vary by machine)."""
+    small = peak_rss("tiling.base_size=[448,448]", f"hydra.run.dir={tmp_path / 'small'}")
+    large = peak_rss("tiling.base_size=[4096,4096]", f"hydra.run.dir={tmp_path / 'large'}")
+    per_pixel = (large - small) / (4096 * 4096 - 448 * 448)
+    assert per_pixel < 60, (
+        f"{per_pixel:.1f} bytes per pixel ({small / 1e9:.2f} GB, {large / 1e9:.2f} GB)"
+    )
+    with Image.open(tmp_path / "large" / "render.png") as png:
         assert png.size == (4096, 4096)
