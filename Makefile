@@ -31,11 +31,15 @@ browser:
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
+# A pytest worker a core (pytest-xdist; tests/conftest.py gives each its share of torch's
+# threads and makes what several tests read once); the 20 slowest tests close the output.
+PYTEST := $(BIN)/python -m pytest -q -n auto --durations=20
+
 test: lint browser docs
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 render: $(STAMP)
 	$(BIN)/python scripts/render.py $(ARGS)

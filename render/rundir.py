@@ -11,13 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from lightning_utilities.core.rank_zero import rank_zero_only
 from omegaconf import DictConfig
-from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from render.errors import UserError
 
 #: The lock file of a run directory; it holds the owner's process id.
 LOCK_NAME = "render.lock"
+
+#: The launchers' rank variables, in the order Lightning reads them (lightning_fabric's
+#: ``_get_rank``): read here without importing torch, as Hydra's callbacks run before a render
+#: checks its values.
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 
 #: The run directories whose lock this process holds (resolved paths).
 _held: set[Path] = set()
@@ -30,8 +35,11 @@ def owns_run_dir() -> bool:
     the outputs. The rank comes from the launcher's environment (torchrun, SLURM, Lightning),
     read before torch.distributed starts.
     """
-    # Lightning sets .rank on the function when it is imported; its type does not declare it.
-    rank = rank_zero_only.rank  # type: ignore[attr-defined]
+    # Lightning sets .rank on the function when it is imported (and its strategies when they
+    # start); its type does not declare it.
+    rank = getattr(rank_zero_only, "rank", None)
+    if rank is None:
+        rank = next((int(os.environ[k]) for k in RANK_VARIABLES if k in os.environ), 0)
     return rank == 0 and os.environ.get("NODE_RANK", "0") == "0"
 
 

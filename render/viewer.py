@@ -13,8 +13,6 @@ import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from render.outputs import atomic_path
-
 __all__ = ["ASSETS", "read_dzi", "tile_source", "write_viewer"]
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "openseadragon"
@@ -68,6 +66,10 @@ window.viewer = OpenSeadragon({{
 
 def write_viewer(run_dir: Path) -> Path:
     """``viewer.html`` and ``openseadragon/`` in ``run_dir``, for its ``render.dzi``."""
+    # Here, not at the top: Hydra imports this module (through the gallery callback) before
+    # a render checks its values, and render.outputs imports torch (seconds).
+    from render.outputs import atomic_path
+
     shutil.copytree(ASSETS, run_dir / "openseadragon", dirs_exist_ok=True)
     path = run_dir / "viewer.html"
     with atomic_path(path) as tmp:

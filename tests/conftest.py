@@ -1,15 +1,28 @@
-"""Helpers shared by the tests: the real command line and a tiny render for it, and a bare
-Trainer for a renderer."""
+"""Helpers shared by the tests: the real command line and a tiny render for it, what several
+tests read made once, and a bare Trainer for a renderer."""
 
+import fcntl
+import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
 
 from render.config import compose_with_choices
 from render.recipe import Launch, Recipe, Weights
+
+# Under pytest-xdist (`make test`: -n auto) each worker gets its share of the cores for torch's
+# threads, in its own process and in the renders it starts (they inherit OMP_NUM_THREADS): two
+# workers of two threads each on two cores would oversubscribe them.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = str(_threads)
+    torch.set_num_threads(_threads)
 
 ROOT = Path(__file__).resolve().parents[1]
 RENDER = str(ROOT / "scripts" / "render.py")
@@ -44,6 +57,37 @@ def run_render(*overrides: str, check: bool = True) -> subprocess.CompletedProce
         check=check,
         timeout=600,
     )
+
+
+def made_once(request: pytest.FixtureRequest, name: str, make: Callable[[Path], object]) -> Path:
+    """The folder ``name`` as ``make(folder)`` left it, made once in a test session (``request``:
+    the asking fixture's): under pytest-xdist the first worker to ask makes it while the others
+    wait for it (xdist's pattern for a fixture run once). Its readers change nothing in it.
+    """
+    base = request.getfixturevalue("tmp_path_factory").getbasetemp()
+    if hasattr(request.config, "workerinput"):  # a pytest-xdist worker
+        base = base.parent  # the session's folder; each worker's own is in it
+    folder, done = base / name, base / f"{name}.done"
+    with (base / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed attempt left
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_run(request: pytest.FixtureRequest) -> Path:
+    """The run folder of the TINY render, made once for the tests that read it; its stdout
+    beside it (``tiny.out``)."""
+
+    def render(run_dir: Path) -> None:
+        done = run_render(*TINY, f"hydra.run.dir={run_dir}")
+        run_dir.with_suffix(".out").write_text(done.stdout)
+
+    return made_once(request, "tiny", render)
 
 
 def start_render(*overrides: str, session: bool = False) -> subprocess.Popen:

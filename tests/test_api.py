@@ -10,7 +10,6 @@ import signal
 import numpy as np
 import pytest
 import torch
-from conftest import run_render
 from PIL import Image
 from test_render_cli import TINY
 from torch import nn
@@ -68,9 +67,8 @@ def test_snippet_runs_on_a_users_sequential_and_raises_its_channel(tmp_path, mon
 
 
 @pytest.mark.slow
-def test_render_image_equals_the_command_lines_render_png(tmp_path):
-    run_render(*TINY, f"hydra.run.dir={tmp_path / 'cli'}")
-    with Image.open(tmp_path / "cli" / "render.png") as png:
+def test_render_image_equals_the_command_lines_render_png(tmp_path, tiny_run):
+    with Image.open(tiny_run / "render.png") as png:
         cli = np.asarray(png.convert("RGB"))
     image = render_image(overrides=[*TINY, *QUIET], out_dir=tmp_path / "api")
     assert np.array_equal(np.asarray(image), cli)
@@ -78,7 +76,7 @@ def test_render_image_equals_the_command_lines_render_png(tmp_path):
     for name in ("render.png", "render_tiles.png", "progress.gif"):
         assert (tmp_path / "api" / name).is_file()
     # Its recipe is the command line's (but QUIET), as the tiledream command that renders it.
-    api, cli_recipe = (read_recipe(tmp_path / d / "render.png") for d in ("api", "cli"))
+    api, cli_recipe = (read_recipe(d / "render.png") for d in (tmp_path / "api", tiny_run))
     trainer = {**cli_recipe.config["trainer"], "enable_progress_bar": False}
     assert api.config == {**cli_recipe.config, "trainer": trainer}
     assert api.choices == cli_recipe.choices

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY, run_render, start_render
+from conftest import TINY, made_once, run_render, start_render
 from omegaconf import OmegaConf
 
 from render.checkpoints import (
@@ -35,11 +35,13 @@ CHECKPOINTED = [*TINY, "checkpoint.every_n_steps=2"]
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A render that ran to its end, with its checkpoints."""
-    run_dir = tmp_path_factory.mktemp("finished")
-    run_render(*CHECKPOINTED, f"hydra.run.dir={run_dir}")
-    return run_dir
+def finished(request):
+    """A render that ran to its end, with its checkpoints (made once; tests change a copy)."""
+    return made_once(
+        request,
+        "finished",
+        lambda run_dir: run_render(*CHECKPOINTED, f"hydra.run.dir={run_dir}"),
+    )
 
 
 @pytest.fixture

@@ -106,7 +106,12 @@ def test_the_command_line_renders_with_it_and_explains_a_missing_file(weights, t
     ]
     run_render(*small, f"model.path={weights}", f"hydra.run.dir={tmp_path / 'ok'}")
     assert (tmp_path / "ok" / "render.png").is_file()
-    missing = run_render(*small, f"model.path={tmp_path / 'nowhere.pth'}", check=False)
+    missing = run_render(
+        *small,
+        f"model.path={tmp_path / 'nowhere.pth'}",
+        f"hydra.run.dir={tmp_path / 'missing'}",
+        check=False,
+    )
     errors = [line for line in missing.stderr.splitlines() if line.startswith("error: ")]
     assert missing.returncode == 2 and len(errors) == 1
     assert "inception5h.pth" in errors[0] and "nowhere.pth" in errors[0]

@@ -7,13 +7,18 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, made_once
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's wheel, built here and unpacked with its commands into a folder."""
-    tmp = tmp_path_factory.mktemp("wheel")
+def installed(request: pytest.FixtureRequest) -> Path:
+    """The project's wheel, built once (two builds at once would share the checkout's build/)
+    and unpacked with its commands into a folder."""
+    return made_once(request, "wheel", build_and_install) / "site"
+
+
+def build_and_install(tmp: Path) -> None:
+    """Build the wheel into ``tmp/dist`` and unpack it with its commands into ``tmp/site``."""
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
     build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"), str(ROOT)]
     subprocess.run(build, check=True, cwd=tmp, capture_output=True)
@@ -23,7 +28,6 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert {f"render/{name}" for name in configs} <= names
     target = tmp / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
-    return target
 
 
 def run_installed(target: Path, command: str, *args: str) -> subprocess.CompletedProcess:

@@ -31,9 +31,12 @@ def load(png: Path) -> torch.Tensor:
 
 @pytest.mark.slow
 def test_the_default_pyramid_is_composed_and_as_sharp_as_a_single_scale_render(tmp_path):
-    size = "tiling.base_size=[448,448]"
-    run_render(*GOLDFISH, size, f"hydra.run.dir={tmp_path / 'pyramid'}")
-    run_render(*GOLDFISH, size, "render.octaves=1", f"hydra.run.dir={tmp_path / 'single'}")
+    # The default render (octaves, context views, tiles, transforms) at half its updates per
+    # tile, 25, in both renders (half the time); measured at 25: the pyramid is recognised in
+    # every window of both levels and is sharper (fine detail 0.035 against 0.032).
+    size = ["tiling.base_size=[448,448]", "render.updates_per_tile=25"]
+    run_render(*GOLDFISH, *size, f"hydra.run.dir={tmp_path / 'pyramid'}")
+    run_render(*GOLDFISH, *size, "render.octaves=1", f"hydra.run.dir={tmp_path / 'single'}")
     model = efficientnet_lite0()
     pyramid, single = (
         load(tmp_path / "pyramid" / "render.png"),

@@ -1,5 +1,6 @@
 """Renders that lose no work, scale past one process, and stop cleanly on bad input."""
 
+import hashlib
 import io
 import os
 import re
@@ -15,7 +16,7 @@ import psutil
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
-from conftest import RENDER, ROOT, TINY, run_render, start_render
+from conftest import RENDER, ROOT, TINY, made_once, run_render, start_render
 from PIL import Image
 
 from render.checkpoints import UNREADABLE_SUFFIX
@@ -54,16 +55,15 @@ def pixels(png: bytes | Path) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def whole_render(tmp_path_factory) -> Callable[[list[str]], bytes]:
+def whole_render(request) -> Callable[[list[str]], bytes]:
     """render.png of an uninterrupted run of a config, rendered once per config."""
-    cache: dict[tuple[str, ...], bytes] = {}
 
     def whole(config: list[str]) -> bytes:
-        if tuple(config) not in cache:
-            run_dir = tmp_path_factory.mktemp("whole")
-            run_render(*config, f"hydra.run.dir={run_dir}")
-            cache[tuple(config)] = (run_dir / "render.png").read_bytes()
-        return cache[tuple(config)]
+        name = "whole-" + hashlib.sha256(" ".join(config).encode()).hexdigest()[:16]
+        run_dir = made_once(
+            request, name, lambda run_dir: run_render(*config, f"hydra.run.dir={run_dir}")
+        )
+        return (run_dir / "render.png").read_bytes()
 
     return whole
 

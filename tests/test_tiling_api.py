@@ -65,8 +65,11 @@ def test_channels_last_inputs_give_equal_values_and_keep_their_layout():
 
 
 def test_gradcheck_through_split_rebuild_and_forward():
-    module = TilingModule([5, 6], [2, 0.34], [12, 13], window="cosine")
-    image = torch.rand(1, 2, 12, 13, dtype=torch.float64, requires_grad=True)
+    # 3x3 tiles at rows 0, 3, 5 and columns 0, 3, 5 (overlaps of 2 and 3): corners, edges and
+    # an inner tile, unequal overlaps.
+    module = TilingModule([5, 6], [2, 0.34], [10, 11], window="cosine")
+    assert module.tiling_pattern() == [3, 3]
+    image = torch.rand(1, 2, 10, 11, dtype=torch.float64, requires_grad=True)
     tiles = module.split_into_tiles(image.detach()).requires_grad_()
     assert torch.autograd.gradcheck(module.split_into_tiles, (image,))
     assert torch.autograd.gradcheck(module.rebuild_with_masks, (tiles,))

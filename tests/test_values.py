@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 import typing
 
 import pytest
-from conftest import run_render
+from conftest import RENDER, ROOT, run_render
 
 from render.config import SCHEMAS, TRAINER_RULES, RenderConfig
 from render.errors import UserError
@@ -76,6 +78,21 @@ def test_a_bad_number_is_one_line_and_exit_2(tmp_path, option, key, bad):
     # The key (its first element for a list), the rule and the value.
     expected = rf"error: {re.escape(key)}(\[0\])? must be .+, got (-1|-1\.0|nan)"
     assert re.fullmatch(expected, errors[0])
+
+
+def test_a_bad_number_is_reported_before_torch_is_imported(tmp_path):
+    # The check comes first so that a mistake costs a second, not torch's import (seconds).
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", RENDER, "optim.lr=-1", f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "error: optim.lr must be a finite number > 0, got -1.0" in result.stderr
+    imported = re.findall(r"^import time:.*\| +(\S+)$", result.stderr, re.MULTILINE)
+    assert "hydra" in imported and "torch" not in imported
 
 
 def test_the_message_names_the_key_the_rule_and_the_value():
