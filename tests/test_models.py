@@ -119,7 +119,8 @@ def test_layer_channels_lists_feature_maps_in_order(lite0: FeatureModel) -> None
     assert channels["blocks.6"] == 320 and channels["conv_head"] == 1280
     assert names.index("blocks.2") < names.index("blocks.3") < names.index("conv_head")
     assert "classifier" not in channels and "global_pool" not in channels  # 2-D outputs
-    assert describe_layers(lite0) == list(channels.items())
+    assert describe_layers(lite0)[0] == ("conv_stem", 32, (112, 112))
+    assert [name for name, *_ in describe_layers(lite0)] == names
 
 
 def test_capture_returns_requested_layers_with_shapes(lite0: FeatureModel) -> None:
@@ -361,7 +362,7 @@ def test_layers_script_prints_layers_and_reports_user_errors(
     script = _layers_script()
     assert script.layers([]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "conv_stem\t32" and lines[-1] == "logits\t1000"
+    assert lines[0] == "conv_stem\t32\t112x112" and lines[-1] == "logits\t1000\t-"
     missing = tmp_path / "missing.pth"
     assert script.layers(["model=checkpoint", f"model.path={missing}", "model.arch=resnet18"]) == 2
     captured = capsys.readouterr()
