@@ -71,24 +71,22 @@ def infer_layout(
     ``sizes[1]`` pixels are shaped ``small`` and ``large``; None if it is no spatial map.
 
     ``large`` is None for a network that takes one size only: then a 4-D output is NCHW, as
-    convolutional networks' are, and nothing else is spatial. ``prefix`` is the network's count
-    of non-patch tokens (timm's ``num_prefix_tokens``).
+    convolutional networks' are, and a 3-D one is tokens if all but ``prefix`` (or all) make a
+    square. ``prefix`` is the network's count of non-patch tokens (timm's
+    ``num_prefix_tokens``).
     """
     if small[0] != 1 or (large is not None and (len(large) != len(small) or large[0] != 1)):
         return None  # not one map per image (e.g. Swin's attention, batched over windows)
-    if large is None:
-        return Layout(NCHW) if len(small) == 4 else None
-    follows = [a != b for a, b in zip(small[1:], large[1:], strict=True)]
+    follows = None if large is None else [a != b for a, b in zip(small[1:], large[1:], strict=True)]
     if len(small) == 4:
-        if follows == [False, True, True] or follows == [False, False, False]:
+        if follows is None or follows in ([False, True, True], [False, False, False]):
             return Layout(NCHW)  # (constant 1x1 maps, e.g. squeeze-excitation, stay NCHW too)
-        if follows == [True, True, False]:
-            return Layout(NHWC)
-        return None
-    if len(small) != 3 or follows != [True, False]:
+        return Layout(NHWC) if follows == [True, True, False] else None
+    if len(small) != 3 or follows not in (None, [True, False]):
         return None
     for skip in dict.fromkeys((prefix, 0)):
-        side, other = _side(small[1] - skip), _side(large[1] - skip)
-        if side is not None and other is not None and other != side:
+        side = _side(small[1] - skip)
+        other = None if large is None else _side(large[1] - skip)
+        if side is not None and (large is None or other not in (None, side)):
             return Layout(TOKENS, prefix=skip, stride=sizes[0] / side)
     return None
