@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
-from conftest import run_render
+from conftest import TINY, run_render
 from PIL import Image
 
 from render.cli import layers
@@ -145,17 +145,13 @@ def test_a_random_weight_vit_renders_through_the_command_line(
     vit_file: Path, tmp_path: Path
 ) -> None:
     run_render(
+        *[o for o in TINY if not o.startswith("objective.")],
         *VIT,
         f"model.path={vit_file}",
         "objective.layer=blocks.3.mlp.act",
         "objective.channel=7",
-        "tiling.base_size=[96,80]",
-        "tiling.tile_size=[64,64]",
-        "trainer.max_steps=2",
-        "render.tiles_per_step=2",
-        "trainer.accelerator=cpu",
         f"hydra.run.dir={tmp_path}",
     )
     with Image.open(tmp_path / "render.png") as png:
-        assert png.size == (80, 96)
+        assert png.size == (112, 112)
         assert len(png.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 100
