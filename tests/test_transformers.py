@@ -2,12 +2,14 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import timm
 import torch
 from conftest import TINY, run_render
 from PIL import Image
 
+from render import render_image
 from render.cli import layers
 from render.errors import UserError
 from render.models import FeatureModel, describe_layers, from_module
@@ -155,3 +157,25 @@ def test_a_random_weight_vit_renders_through_the_command_line(
     with Image.open(tmp_path / "render.png") as png:
         assert png.size == (112, 112)
         assert len(png.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 100
+
+
+def test_render_image_raises_a_vit_mlp_channel() -> None:
+    network = timm_network("vit_tiny_patch16_224", pretrained=False, depth=2).eval()
+    act = "blocks.1.mlp.act"
+    image = render_image(
+        channel(act, 7),
+        model=network,
+        size=64,
+        tile=64,
+        seed=0,
+        overrides=["render.updates_per_tile=8", "trainer.enable_progress_bar=false"],
+    )
+    model = from_module(network)
+
+    def score(picture: Image.Image) -> float:
+        pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255)
+        with torch.no_grad():
+            return float(model.capture(pixels.permute(2, 0, 1)[None], [act])[act][:, 7].mean())
+
+    assert image.size == (64, 64)
+    assert score(image) > score(Image.new("RGB", image.size, (128, 128, 128)))
