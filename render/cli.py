@@ -210,14 +210,16 @@ def replay(args: Sequence[str] | None = None) -> int:
 
 
 def layers(overrides: Sequence[str] | None = None) -> int:
-    """Print the configured model's hookable layers as ``name<TAB>channels``; the exit status.
+    """Print the configured model's hookable layers as ``name<TAB>channels<TAB>HxW`` (the map's
+    size for an input of the model's size; ``-`` for logits); the exit status.
 
     ``overrides`` default to the command line's arguments.
     """
     overrides = parse_overrides(
         sys.argv[1:] if overrides is None else overrides,
         "tiledream-layers",
-        "List the configured model's hookable layers as NAME<TAB>CHANNELS, to pick "
+        "List the configured model's hookable layers as NAME<TAB>CHANNELS<TAB>HxW (the map's "
+        "size at the model's input size; transformers' token grids included), to pick "
         "objective.layer. Also: python scripts/layers.py.",
     )
     from render.models import describe_layers
@@ -227,8 +229,8 @@ def layers(overrides: Sequence[str] | None = None) -> int:
     except (UserError, HydraException) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    for name, channels in found:
-        print(f"{name}\t{channels}")
+    for name, channels, size in found:
+        print(f"{name}\t{channels}\t{'-' if size is None else f'{size[0]}x{size[1]}'}")
     return 0
 
 

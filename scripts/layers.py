@@ -3,7 +3,7 @@
     python scripts/layers.py [model=efficientnet_lite0|googlenet|vgg16|resnet50|timm ...]
 
 The same as the installed ``tiledream-layers`` command (``render.cli.layers``). Takes the same
-``model=...`` overrides as scripts/render.py; prints ``name<TAB>channels``.
+``model=...`` overrides as scripts/render.py; prints ``name<TAB>channels<TAB>HxW``.
 """
 
 import os

@@ -119,7 +119,8 @@ def test_layer_channels_lists_feature_maps_in_order(lite0: FeatureModel) -> None
     assert channels["blocks.6"] == 320 and channels["conv_head"] == 1280
     assert names.index("blocks.2") < names.index("blocks.3") < names.index("conv_head")
     assert "classifier" not in channels and "global_pool" not in channels  # 2-D outputs
-    assert describe_layers(lite0) == list(channels.items())
+    assert describe_layers(lite0)[0] == ("conv_stem", 32, (112, 112))
+    assert [name for name, *_ in describe_layers(lite0)] == names
 
 
 def test_capture_returns_requested_layers_with_shapes(lite0: FeatureModel) -> None:
@@ -227,10 +228,7 @@ def test_torchvision_googlenet_from_cache_matches_torchvision_pipeline(offline: 
 def test_timm_offline_without_cache_names_repo_and_folder(
     offline: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    _in_hf_cache(monkeypatch, tmp_path / "hf", "timm/resnet18.a1_in1k", None)
     with pytest.raises(UserError) as info:
         timm_model("resnet18")
     message = str(info.value)
@@ -238,24 +236,49 @@ def test_timm_offline_without_cache_names_repo_and_folder(
     assert str(tmp_path / "hf") in message
 
 
-def test_timm_loads_weights_from_local_hf_cache(
-    offline: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def _in_hf_cache(
+    monkeypatch: pytest.MonkeyPatch, cache: Path, repo: str, network: nn.Module | None
 ) -> None:
+    """Point Hugging Face at an offline `cache`, holding `network`'s weights as `repo`'s."""
     from huggingface_hub import constants
     from safetensors.torch import save_file
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    repo = tmp_path / "hf" / "models--timm--resnet18.a1_in1k"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text("0123abcd")
-    (repo / "snapshots" / "0123abcd").mkdir(parents=True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    if network is None:
+        return
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("0123abcd")
+    (folder / "snapshots" / "0123abcd").mkdir(parents=True)
+    save_file(network.state_dict(), str(folder / "snapshots" / "0123abcd" / "model.safetensors"))
+
+
+def test_timm_loads_weights_from_local_hf_cache(
+    offline: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     source = timm.create_model("resnet18", pretrained=False)
-    save_file(source.state_dict(), str(repo / "snapshots" / "0123abcd" / "model.safetensors"))
+    _in_hf_cache(monkeypatch, tmp_path / "hf", "timm/resnet18.a1_in1k", source)
 
     model = timm_model("resnet18")
     assert torch.equal(model.network.conv1.weight, source.conv1.weight)
     assert model.mean.flatten().tolist() == pytest.approx([0.485, 0.456, 0.406])
+
+
+def test_timm_vit_needs_its_weights_and_takes_any_tile_size(
+    offline: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    repo = "timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k"
+    _in_hf_cache(monkeypatch, tmp_path / "empty", repo, None)
+    with pytest.raises(UserError, match=r"vit_tiny_patch16_224.*not cached"):
+        timm_model("vit_tiny_patch16_224")  # never random weights
+    source = timm.create_model("vit_tiny_patch16_224", pretrained=False)
+    _in_hf_cache(monkeypatch, tmp_path / "hf", repo, source)
+    model = timm_model("vit_tiny_patch16_224")
+    assert torch.equal(model.network.pos_embed, source.pos_embed)
+    # A 224 tile after the robustness transforms: 236 pixels, padded to 15x15 patches.
+    act = model.capture(torch.rand(1, 3, 236, 236), ["blocks.11.mlp.act"])["blocks.11.mlp.act"]
+    assert act.shape == (1, 768, 15, 15)
 
 
 @pytest.mark.parametrize("layout", ["state_dict", "lightning", "module"])
@@ -361,7 +384,7 @@ def test_layers_script_prints_layers_and_reports_user_errors(
     script = _layers_script()
     assert script.layers([]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "conv_stem\t32" and lines[-1] == "logits\t1000"
+    assert lines[0] == "conv_stem\t32\t112x112" and lines[-1] == "logits\t1000\t-"
     missing = tmp_path / "missing.pth"
     assert script.layers(["model=checkpoint", f"model.path={missing}", "model.arch=resnet18"]) == 2
     captured = capsys.readouterr()

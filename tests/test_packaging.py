@@ -64,4 +64,4 @@ def test_the_recipe_commands_are_installed(installed: Path, command: str) -> Non
 def test_tiledream_layers_lists_the_default_model(installed: Path) -> None:
     done = run_installed(installed, "tiledream-layers")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0] == "conv_stem\t32"
+    assert done.stdout.splitlines()[0] == "conv_stem\t32\t112x112"

@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import timm
 import torch
 import torchvision
 from torch import Tensor, nn
@@ -27,6 +26,7 @@ from render.models.hub import (
     default_torchvision_weights,
     resolve_arch,
     timm_labels,
+    timm_network,
     timm_normalisation,
     torchvision_normalisation,
 )
@@ -230,7 +230,7 @@ def checkpoint_model(
         if isinstance(obj, nn.Module):
             network = obj
         else:
-            network = timm.create_model(name, pretrained=False, **kwargs)
+            network = timm_network(name, pretrained=False, **kwargs)
             _load_into(network, obj, file, arch)
         default_mean, default_std = timm_normalisation(network)
         labels = timm_labels(network)

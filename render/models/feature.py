@@ -9,11 +9,16 @@ import torch
 from torch import Tensor, nn
 
 from render.errors import UserError
+from render.models.tokens import Layout, infer_layout
 from render.objectives.activations import LOGITS
 from render.objectives.checks import check_layer
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+#: How much larger than ``input_size`` the second image that measures layouts is.
+_PROBE_STEP = 32
 
 
 class _StopForward(Exception):
@@ -79,8 +84,12 @@ class FeatureModel(nn.Module):
         self.register_buffer("mean", _channel_stats(mean, "mean"), persistent=False)
         self.register_buffer("std", _channel_stats(std, "std"), persistent=False)
         self.network.requires_grad_(False)
-        # name -> channels of hookable layers, in execution order; filled by layer_channels().
-        self._channels: dict[str, int] | None = None
+        # name -> (channels, h, w) of hookable layers (logits: (classes,)), in execution order;
+        # filled by the first layer_channels() with each layer's layout.
+        self._shapes: dict[str, tuple[int, ...]] | None = None
+        self._layouts: dict[str, Layout] = {}
+        # The one input size of a network that takes no other (None: it takes any).
+        self._only_size: int | None = None
         # name -> how often the module runs in one forward pass; capture keeps the last call.
         self._calls: dict[str, int] = {}
         # name -> module, looked up on every capture (a plain dict: not registered twice).
@@ -121,26 +130,52 @@ class FeatureModel(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         """Return the logits for RGB NCHW images in [0, 1]."""
         self._ensure_eval()
-        return self.network(self.normalise(images))
+        try:
+            return self.network(self.normalise(images))
+        except _StopForward:
+            raise
+        except Exception as error:
+            only = self._only_size
+            if only is None or tuple(images.shape[-2:]) == (only, only):
+                raise
+            raise UserError(
+                f"model {self.name!r} takes only {only}x{only} images, got "
+                f"{images.shape[-2]}x{images.shape[-1]} ({type(error).__name__}): the model sees "
+                f"tiles of tiling.tile_size + 2 * transforms.pad - transforms.jitter - "
+                f"transforms.final_jitter pixels, so choose a tile size that makes {only}"
+            ) from error
 
     def layer_channels(self) -> dict[str, int]:
         """Hookable layer name -> output channels, in execution order, ending with "logits"."""
-        if self._channels is None:
-            self._channels = self._discover_layers()
-        return dict(self._channels)
+        return {name: shape[0] for name, shape in self._layer_shapes().items()}
 
-    def _discover_layers(self) -> dict[str, int]:
-        """Run one small forward pass, recording each module's last output and call count."""
+    def layer_sizes(self) -> dict[str, tuple[int, int] | None]:
+        """Hookable layer name -> (h, w) of its map for an input of ``input_size`` pixels
+        (None for "logits"), in execution order."""
+        return {
+            name: (shape[1], shape[2]) if len(shape) == 3 else None
+            for name, shape in self._layer_shapes().items()
+        }
+
+    def _layer_shapes(self) -> dict[str, tuple[int, ...]]:
+        if self._shapes is None:
+            self._shapes = self._discover_layers()
+        return self._shapes
+
+    def _record(self, size: int) -> tuple[list[str], dict[str, torch.Size], Tensor]:
+        """Run one square image of ``size`` pixels: module names in the order of their last
+        call, each one's last output shape (tensors only), and the logits."""
         finished: list[str] = []  # module names, in the order their calls finished
-        shapes: dict[str, torch.Size | None] = {}
+        shapes: dict[str, torch.Size] = {}
         calls: dict[str, int] = {}
 
         def recorder(name: str) -> Callable[[nn.Module, object, object], None]:
             def hook(_module: nn.Module, _args: object, output: object) -> None:
                 calls[name] = calls.get(name, 0) + 1
-                shapes[name] = (
-                    output.shape if isinstance(output, Tensor) and output.ndim == 4 else None
-                )
+                if isinstance(output, Tensor):
+                    shapes[name] = output.shape
+                else:
+                    shapes.pop(name, None)
                 finished.append(name)
 
             return hook
@@ -151,7 +186,6 @@ class FeatureModel(nn.Module):
             # The root's output is "logits"; TorchScript modules cannot take hooks.
             if name and not isinstance(module, torch.jit.ScriptModule)
         ]
-        size = self.input_size
         dummy = torch.full((1, 3, size, size), 0.5, device=self.mean.device, dtype=self.mean.dtype)
         try:
             with torch.no_grad():
@@ -159,21 +193,45 @@ class FeatureModel(nn.Module):
         finally:
             for handle in handles:
                 handle.remove()
+        self._calls = calls
+        # Order by each module's final call: that is where the captured output is produced.
+        last_finish = {name: i for i, name in enumerate(finished)}
+        return sorted(last_finish, key=last_finish.__getitem__), shapes, logits
+
+    def _discover_layers(self) -> dict[str, tuple[int, ...]]:
+        """Name -> (channels, h, w) of each spatial layer at ``input_size``, then "logits" ->
+        (classes,); the layouts (render/models/tokens.py) from a second, larger image."""
+        size = self.input_size
+        larger: dict[str, torch.Size] | None
+        try:
+            _, larger, _ = self._record(size + _PROBE_STEP)
+        # Whatever a network raises on an input size it does not take (timm asserts, a Linear
+        # layer's shape error...): it then takes one size only, checked in forward().
+        except Exception:
+            larger, self._only_size = None, size
+        order, shapes, logits = self._record(size)
         if not isinstance(logits, Tensor) or logits.ndim < 2:
             raise UserError(
                 f"model {self.name!r} must return a logits tensor shaped (N, classes), "
                 f"got {type(logits).__name__}"
             )
-        # Order by each module's final call: that is where the captured output is produced.
-        last_finish = {name: i for i, name in enumerate(finished)}
-        channels = {
-            name: int(shape[1])
-            for name in sorted(last_finish, key=last_finish.__getitem__)
-            if (shape := shapes[name]) is not None
-        }
-        channels[LOGITS] = int(logits.shape[1])
-        self._calls = calls
-        return channels
+        prefix = int(getattr(self.network, "num_prefix_tokens", 0) or 0)
+        found: dict[str, tuple[int, ...]] = {}
+        for name in order:
+            if name not in shapes:
+                continue
+            layout = infer_layout(
+                shapes[name],
+                None if larger is None else larger.get(name),
+                (size, size + _PROBE_STEP),
+                prefix,
+            )
+            if layout is not None:
+                self._layouts[name] = layout
+                empty = torch.empty(shapes[name], device="meta")
+                found[name] = tuple(layout.to_nchw(empty, (size, size)).shape[1:])
+        found[LOGITS] = (int(logits.shape[1]),)
+        return found
 
     @property
     def num_classes(self) -> int:
@@ -186,6 +244,9 @@ class FeatureModel(nn.Module):
 
     def capture(self, images: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
         """Return the outputs of `layers` (and "logits" if named) for RGB images in [0, 1].
+
+        Every layer comes as an NCHW map: token sequences (ViT) lose their class, distillation
+        and register tokens and take the shape of the patch grid; NHWC maps (Swin) are permuted.
 
         The pass stops right after the deepest requested layer unless "logits" is requested.
         A module that runs several times in one pass (e.g. a shared ReLU) yields its last call.
@@ -201,6 +262,7 @@ class FeatureModel(nn.Module):
         hooked = [name for name in wanted if name != LOGITS]
         captured: dict[str, Tensor] = {}
         seen = dict.fromkeys(hooked, 0)
+        size = (int(images.shape[-2]), int(images.shape[-1]))
 
         def catcher(name: str) -> Callable[[nn.Module, object, Tensor], None]:
             def hook(_module: nn.Module, _args: object, output: Tensor) -> None:
@@ -210,7 +272,8 @@ class FeatureModel(nn.Module):
                 last = not keep_going and len(captured) + 1 == len(hooked)
                 # Clone unless the pass stops here: later in-place ops (ReLU(inplace=True),
                 # `out += identity`) would otherwise overwrite the captured values.
-                captured[name] = output if last else output.clone()
+                kept = output if last else output.clone()
+                captured[name] = self._layouts[name].to_nchw(kept, size)
                 if last:
                     raise _StopForward
 
@@ -233,6 +296,8 @@ class FeatureModel(nn.Module):
         return {name: captured[name] for name in wanted}
 
 
-def describe_layers(model: FeatureModel) -> list[tuple[str, int]]:
-    """List (layer name, channels) for every hookable layer, in execution order."""
-    return list(model.layer_channels().items())
+def describe_layers(model: FeatureModel) -> list[tuple[str, int, tuple[int, int] | None]]:
+    """List (layer name, channels, (h, w) at the model's input size or None for "logits") for
+    every hookable layer, in execution order."""
+    sizes = model.layer_sizes()
+    return [(name, channels, sizes[name]) for name, channels in model.layer_channels().items()]

@@ -7,6 +7,7 @@ import os
 import pickle
 from collections.abc import Iterable
 from http.client import HTTPException
+from typing import Any
 from urllib.parse import urlparse
 
 import timm
@@ -196,6 +197,28 @@ def timm_normalisation(network: nn.Module) -> Stats:
     return tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
 
 
+# The most flexible input handling each architecture takes, tried in turn: ViT-likes interpolate
+# their position embedding and pad to whole patches, Swin builds its attention masks for each
+# size; the rest (ConvNeXt, CNNs) take any size as they are, built without options. Tiles reach
+# the model at the tile size plus the robustness transforms' margin (236 for 224 by default).
+_ANY_SIZE: tuple[dict[str, Any], ...] = (
+    {"dynamic_img_size": True, "dynamic_img_pad": True},
+    {"dynamic_img_size": True},
+)
+
+
+def timm_network(name: str, **kwargs: Any) -> nn.Module:
+    """``timm.create_model(name, **kwargs)``, built to take any input size where it can."""
+    for options in _ANY_SIZE:
+        try:
+            return timm.create_model(name, **options, **kwargs)
+        except TypeError as exc:
+            # Only an architecture that lacks these options retries; other errors are real.
+            if not any(option in str(exc) for option in options):
+                raise
+    return timm.create_model(name, **kwargs)
+
+
 def _timm_feature_model(network: nn.Module, name: str, weights_file: str | None) -> FeatureModel:
     mean, std = timm_normalisation(network)
     size = (getattr(network, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))
@@ -282,9 +305,7 @@ def timm_model(name: str) -> FeatureModel:
     if cached is not None:
         try:
             # Loading the found file directly never touches the network.
-            network = timm.create_model(
-                name, pretrained=True, pretrained_cfg_overlay={"file": cached}
-            )
+            network = timm_network(name, pretrained=True, pretrained_cfg_overlay={"file": cached})
         except _READ_ERRORS as exc:
             raise UserError(
                 f"cached weights {cached} for timm model {name!r} are unreadable "
@@ -292,7 +313,7 @@ def timm_model(name: str) -> FeatureModel:
             ) from exc
     else:
         try:
-            network = timm.create_model(name, pretrained=True)
+            network = timm_network(name, pretrained=True)
         except _DOWNLOAD_ERRORS as exc:
             raise UserError(_timm_missing_message(name, type(exc).__name__)) from exc
     # A download lands in the cache: the file the weights came from either way.
