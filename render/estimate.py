@@ -3,32 +3,36 @@
 The octaves and steps are the render's own plan (render/run.py ``make_plan``); memory comes
 from render/budget.py's estimates and a measured step; the time from a short probe on this
 machine: forward and backward passes of the real model at the render's tile size and batches
-(render/batching.py's probe), one real blend of a small canvas, a PNG written, scaled by the
-plan as the running render's own estimate does (render/progress.py).
+(render/batching.py's probe), one real blend of a small canvas, the chosen output files
+written for a 1024x1024 canvas, scaled by the plan as the running render's own estimate does
+(render/progress.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import io
 import math
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 import torch
 from omegaconf import DictConfig
-from PIL import Image
 
 from render import batching
 from render.budget import canvas_bytes, tile_bytes, uses_cuda
 from render.config import build, check_values
 from render.models import FeatureModel
 from render.objectives import Objective
-from render.pictures import Pictures
+from render.pictures import Pictures, write_pictures
 from render.plan import Octave
 from render.progress import images_per_step, steps_seconds
+from render.recipe import Recipe, Weights, versions
+from render.renderer import TileRenderer
 from render.run import (
     canvas_size,
     context_sizes,
@@ -55,6 +59,9 @@ GIF_BYTES_PER_PIXEL = 0.6
 OCTAVE_SETUP_S = 1.5
 #: Steps timed at each batch size after one warm-up step.
 PROBE_REPEATS = 2
+#: The side of the canvas the probe writes in each chosen format: large enough that a file's
+#: fixed costs (opening libvips, a deep zoom's folders) do not swamp its cost per pixel.
+OUTPUT_PROBE_SIDE = 1024
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ class Machine:
     step_per_image_s: float
     step_bytes_per_image: int  # activations kept for the backward pass
     blend_per_tile_s: float  # a blend of the whole canvas, per tile
-    png_per_pixel_s: float
+    write_per_pixel_s: float  # the chosen output files (render/pictures.py), per canvas pixel
     process_bytes: int  # resident memory with the model loaded
 
     def step_seconds(self, images: float) -> float:
@@ -173,10 +180,7 @@ def measure(
     module.store.to(device)
     module.blend()
     blend_s = timed(module.blend, device)
-    canvas = module.canvas().mul(255).round().byte()[0].permute(1, 2, 0).cpu().numpy()
-    start = time.perf_counter()
-    Image.fromarray(canvas).save(io.BytesIO(), format="PNG")
-    png_s = time.perf_counter() - start
+    write_s = time_outputs(cfg, module, base)
     model.to("cpu")
     return Machine(
         startup_s=startup_s,
@@ -184,9 +188,34 @@ def measure(
         step_per_image_s=per_image,
         step_bytes_per_image=int(activations),
         blend_per_tile_s=blend_s / tiling.num_tiles(),
-        png_per_pixel_s=png_s / (canvas.shape[0] * canvas.shape[1]),
+        write_per_pixel_s=write_s / OUTPUT_PROBE_SIDE**2,
         process_bytes=process,
     )
+
+
+def time_outputs(cfg: DictConfig, module: TileRenderer, base: tuple[int, int]) -> float:
+    """Seconds to write the files ``output.*`` chooses for a ``base`` canvas, for a canvas of
+    ``OUTPUT_PROBE_SIDE`` squared made of ``module``'s decoded tiles (a render's texture, which
+    compresses as a render does), with the render's own writer.
+    """
+    side = OUTPUT_PROBE_SIDE
+    chosen = dataclasses.replace(Pictures.choose(cfg.output, base), png_max_pixels=side * side)
+    tiling = make_tiling(cfg.tiling, (side, side))
+    pixels = module.decode_all().cpu()
+    recipe = Recipe(
+        "tiledream plan", (), int(cfg.seed), versions(), Weights("probe", None, None), {}, {}
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        write_pictures(
+            tiling,
+            lambda idx: pixels[idx % len(pixels)],
+            Path(folder),
+            int(cfg.render.border),
+            chosen,
+            recipe=recipe,
+        )
+        return time.perf_counter() - start
 
 
 def blends(octave: Octave, every: int, tiles_per_step: int, world: int) -> int:
@@ -253,7 +282,7 @@ def estimate(
         "steps": steps_seconds(plan, tps, machine.step_seconds, world),
         "blends": blend_s,
         "octave set-up": OCTAVE_SETUP_S * len(plan),
-        "outputs": 2 * pixels * machine.png_per_pixel_s,
+        "outputs": pixels * machine.write_per_pixel_s,
     }
     return Estimate(
         plan=plan,
@@ -332,6 +361,7 @@ def describe(found: Estimate, tile: Sequence[int]) -> list[str]:
     )
     lines.append(
         f"measured here: a step {steps}; a blend {1000 * machine.blend_per_tile_s:.0f} ms per "
-        f"tile; startup {machine.startup_s:.1f} s"
+        f"tile; the outputs {1e6 * machine.write_per_pixel_s:.2f} s per megapixel; startup "
+        f"{machine.startup_s:.1f} s"
     )
     return lines

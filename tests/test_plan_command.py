@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import ROOT
 
 from render import cli, estimate
@@ -111,7 +112,7 @@ def test_blends_and_disk_follow_the_plan():
 
 
 def test_memory_per_rank_follows_where_the_store_lives():
-    machine = estimate.Machine(1.0, 0.0, 0.1, 10, 0.01, 1e-8, process_bytes=1000)
+    machine = estimate.Machine(1.0, 0.0, 0.1, 10, 0.01, 1e-7, process_bytes=1000)
     plan = [Octave(0, (448, 448), 9, 150, 50.0)]
     parts = dict(store_bytes=100, canvas_bytes=20, step_bytes=5, model_bytes=7)
     common = dict(plan=plan, tiles_per_step=3, world=1, tiles_per_rank=9, process_bytes=1000)
@@ -124,3 +125,24 @@ def test_memory_per_rank_follows_where_the_store_lives():
     assert (offload.device_bytes, offload.host_bytes) == (7 + 5, 1000 + 20 + 100)
     lines = estimate.describe(gpu, [224, 224])
     assert "device memory per rank: 132 B (tile store 100 B" in "\n".join(lines)
+
+
+def test_the_outputs_are_timed_in_the_formats_the_canvas_gets(monkeypatch):
+    # render.png for the default canvas; TIFF and deep zoom, no PNG, for a 16384 poster.
+    from test_configs import compose_render
+
+    written = []
+
+    def write(tiling, fetch, folder, border, chosen, *, recipe):
+        assert tiling._base_size == [estimate.OUTPUT_PROBE_SIDE] * 2
+        assert fetch(torch.tensor([0, 5])).shape == (2, 3, 224, 224)
+        written.append((chosen.png, chosen.tiff, chosen.deepzoom))
+
+    class Tiles:
+        def decode_all(self):
+            return torch.rand(4, 3, 224, 224)
+
+    monkeypatch.setattr(estimate, "write_pictures", write)
+    for side in (448, 16384):
+        estimate.time_outputs(compose_render(), Tiles(), (side, side))
+    assert written == [(True, False, False), (False, True, True)]
