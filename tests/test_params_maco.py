@@ -197,7 +197,9 @@ def test_a_maco_pyramid_renders_from_the_command_line(tmp_path) -> None:
         assert png.size == (112, 112)
         assert len(png.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 100
     first = _objective(tmp_path, "octave1")
-    assert max(first[-2:]) > first[0]
-    # The second octave starts from the first one's canvas, re-encoded through its phase.
+    assert max(first[-2:]) > first[0] + 1
+    # The second octave starts from the first one's canvas re-encoded through its phase: what
+    # octave 1 made survives (measured: -0.8 -> 7.2, then 3.3 -> 6.2).
     second = _objective(tmp_path, "octave2")
-    assert max(second[-2:]) > first[0]
+    assert second[0] > first[0] + 1
+    assert max(second[-2:]) > second[0]
