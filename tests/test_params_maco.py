@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
-from conftest import ROOT, TINY, run_render
+from conftest import ROOT, TINY, kill_two_ranks_in_octave2, run_render
 from PIL import Image
 
 from render.errors import UserError
@@ -203,3 +205,41 @@ def test_a_maco_pyramid_renders_from_the_command_line(tmp_path) -> None:
     second = _objective(tmp_path, "octave2")
     assert second[0] > first[0] + 1
     assert max(second[-2:]) > second[0]
+
+
+# Two octaves (64 then 160) of a spatial objective (goldfish on the left, bees on the right),
+# MaCo with NAdam, a checkpoint every 4 steps.
+SPATIAL = [
+    "experiment=maco",
+    "objective=interpolate",
+    "objective.start.class_index=1",
+    "objective.end.class_index=309",
+    "tiling.base_size=[160,160]",
+    "tiling.tile_size=[64,64]",
+    "render.tiles_per_step=2",
+    "render.blend_every=1",
+    "render.octaves=2",
+    # Updates per tile, not trainer.max_steps: every tile takes as many on any number of ranks.
+    "render.updates_per_tile=4",
+    "trainer.accelerator=cpu",
+    "checkpoint.every_n_steps=4",
+]
+DDP = ["trainer.devices=2", "trainer.strategy=ddp"]
+
+
+@pytest.mark.slow
+def test_maco_renders_a_spatial_objective_on_two_processes_and_resumes(tmp_path) -> None:
+    pictures = {}
+    for name, extra in (("one", []), ("two", DDP)):
+        run_render(*SPATIAL, *extra, f"hydra.run.dir={tmp_path / name}")
+        with Image.open(tmp_path / name / "render.png") as png:
+            pictures[name] = torch.from_numpy(np.array(png.convert("RGB"))).double()
+    mse = (pictures["one"] - pictures["two"]).square().mean().item()
+    assert 10 * math.log10(255**2 / max(mse, 1e-12)) > 40  # the same picture on two processes
+    assert pictures["one"].std() > 8  # a picture, not a flat canvas
+
+    run_dir = tmp_path / "killed"
+    kill_two_ranks_in_octave2(run_dir, *SPATIAL, *DDP)
+    # NAdam's per-tile state (its moments and momentum product) comes back with the phases.
+    run_render(*SPATIAL, *DDP, "resume=true", f"hydra.run.dir={run_dir}")
+    assert (run_dir / "render.png").read_bytes() == (tmp_path / "two" / "render.png").read_bytes()
