@@ -243,3 +243,18 @@ def test_maco_renders_a_spatial_objective_on_two_processes_and_resumes(tmp_path)
     # NAdam's per-tile state (its moments and momentum product) comes back with the phases.
     run_render(*SPATIAL, *DDP, "resume=true", f"hydra.run.dir={run_dir}")
     assert (run_dir / "render.png").read_bytes() == (tmp_path / "two" / "render.png").read_bytes()
+
+
+@pytest.mark.slow
+def test_maco_renders_every_objective(tmp_path) -> None:
+    shrink = ["tiling.tile_size=[64,64]", "tiling.base_size=[96,96]", "trainer.max_steps=2"]
+    maco = ["param=maco", "optim=nadam", "optim.lr=0.5", "trainer.accelerator=cpu", *shrink]
+    objectives = "objective=channel,deepdream,class_logit,interpolate,atlas"
+    run_render("-m", objectives, *maco, f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    run_render("experiment=mask_wave", *maco, f"hydra.run.dir={tmp_path / 'mask'}")
+    pictures = [*sorted(tmp_path.glob("sweep/*/render.png")), tmp_path / "mask" / "render.png"]
+    assert len(pictures) == 6
+    for path in pictures:
+        with Image.open(path) as png:
+            assert png.size == (96, 96)
+            assert len(png.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 100, path
