@@ -312,6 +312,19 @@ class FourierParamConfig:
 
 
 @dataclass
+class MacoParamConfig:
+    _target_: str = "render.params.MacoParam"
+    spectrum: str | None = None
+    """The fixed magnitude: a file of ``scripts/maco_spectrum.py``; null: the shipped one
+    (four public-domain and CC0 photographs, docs/guide/maco.md)."""
+    image_std: float = rule(POSITIVE, 1.0)
+    """Standard deviation of a tile's decorrelated channels before the sigmoid: its contrast
+    (MaCo standardises to 1)."""
+    init_std: float = rule(NON_NEGATIVE, 3.0)
+    """Standard deviation of the initial phases (3: nearly uniform on the circle)."""
+
+
+@dataclass
 class PixelParamConfig:
     _target_: str = "render.params.PixelParam"
     init_std: float = rule(NON_NEGATIVE, 0.01)
@@ -369,6 +382,20 @@ class AdamConfig:
 
 
 @dataclass
+class NAdamConfig:
+    _target_: str = "torch.optim.NAdam"
+    _partial_: bool = True
+    lr: float = rule(POSITIVE, 0.002)
+    """Learning rate (MaCo steps the phase with a large one)."""
+    betas: list[float] = rule(Number(at_least=0, below=1), default_factory=lambda: [0.9, 0.999])
+    """Decay rates of the moment estimates."""
+    eps: float = rule(NON_NEGATIVE, 1e-8)
+    """Added to the denominator for numerical stability."""
+    momentum_decay: float = rule(NON_NEGATIVE, 0.004)
+    """Nesterov momentum's decay (torch's ``momentum_decay``)."""
+
+
+@dataclass
 class NormalizedSGDConfig:
     _target_: str = "render.optim.NormalizedSGD"
     _partial_: bool = True
@@ -397,10 +424,10 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "atlas": AtlasObjective,
         "mask": MaskObjective,
     },
-    "param": {"fft": FourierParamConfig, "pixel": PixelParamConfig},
+    "param": {"fft": FourierParamConfig, "maco": MacoParamConfig, "pixel": PixelParamConfig},
     "transforms": {"standard": StandardTransformsConfig, "none": NoTransformsConfig},
     "init": {"noise": NoiseInit, "image": ImageInit},
-    "optim": {"adam": AdamConfig, "normalized": NormalizedSGDConfig},
+    "optim": {"adam": AdamConfig, "nadam": NAdamConfig, "normalized": NormalizedSGDConfig},
 }
 
 

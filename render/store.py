@@ -80,7 +80,10 @@ class TileStore:
         index = Indices(idx)
         param = nn.Parameter(self._gather(self.params, index, device))
         state: dict[str, Any] = {}
-        for key, rows in self.state.items():
+        # Tiles not yet stepped start as the optimiser starts them: their rows hold zeros, which
+        # is not every optimiser's initial state (NAdam's momentum product starts at 1).
+        stepped = self.state if len(counts) and int(counts[0]) > 0 else {}
+        for key, rows in stepped.items():
             if rows.dim() == 1:
                 first = rows.index_select(0, index.on(rows)[:1]).squeeze(0)
                 state[key] = first.to(self.scalar_devices[key], copy=True)

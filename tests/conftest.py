@@ -4,8 +4,10 @@ tests read made once, and a bare Trainer for a renderer."""
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,6 +103,21 @@ def start_render(*overrides: str, session: bool = False) -> subprocess.Popen:
         stderr=subprocess.DEVNULL,
         start_new_session=session,
     )
+
+
+def kill_two_ranks_in_octave2(run_dir: Path, *overrides: str) -> None:
+    """Start a two-process render of ``overrides`` in ``run_dir`` and ``kill -9`` it once both
+    ranks have saved a checkpoint of its second octave."""
+    # Its own session: kill -9 reaches the launcher and the process it started.
+    process = start_render(*overrides, f"hydra.run.dir={run_dir}", session=True)
+    octave2 = run_dir / "checkpoints" / "octave2"
+    deadline = time.monotonic() + 300
+    while not list(octave2.glob("step=*.ckpt.rank1-of-2")) and time.monotonic() < deadline:
+        assert process.poll() is None, "the render ended before its second octave's checkpoint"
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (run_dir / "render.png").exists(), "killed mid-render"
 
 
 def fit(module: pl.LightningModule, steps: int, callbacks=(), **trainer) -> pl.Trainer:

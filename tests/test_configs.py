@@ -31,7 +31,7 @@ from render.initial import ImageInit, NoiseInit
 from render.models import FeatureModel
 from render.objectives import Objective
 from render.outputs import ProgressGif
-from render.params import FourierParam, PixelParam
+from render.params import FourierParam, MacoParam, PixelParam
 from render.pictures import Pictures
 from render.plan import octave_schedule
 from render.run import make_tiling, make_trainer, octave_sizes
@@ -125,13 +125,21 @@ OPTION_SCHEMAS: dict[str, dict[str, type]] = {
         "atlas": config.AtlasObjective,
         "mask": config.MaskObjective,
     },
-    "param": {"fft": config.FourierParamConfig, "pixel": config.PixelParamConfig},
+    "param": {
+        "fft": config.FourierParamConfig,
+        "maco": config.MacoParamConfig,
+        "pixel": config.PixelParamConfig,
+    },
     "transforms": {
         "standard": config.StandardTransformsConfig,
         "none": config.NoTransformsConfig,
     },
     "init": {"noise": config.NoiseInit, "image": config.ImageInit},
-    "optim": {"adam": config.AdamConfig, "normalized": config.NormalizedSGDConfig},
+    "optim": {
+        "adam": config.AdamConfig,
+        "nadam": config.NAdamConfig,
+        "normalized": config.NormalizedSGDConfig,
+    },
 }
 
 
@@ -397,6 +405,14 @@ def test_param_fft_decay_reaches_the_codec() -> None:
     assert param.decay == 1.5
 
 
+def test_param_maco_builds_with_its_settings() -> None:
+    cfg = compose_render("param=maco", "param.image_std=1.5", "param.init_std=2.0")
+    param = build(cfg.param, tile_size=(16, 24))
+    assert type(param) is MacoParam and param.tile_size == (16, 24)
+    assert param.image_std == 1.5 and param.init_std == 2.0 and param.spectrum is None
+    assert param(param.init(2, torch.Generator().manual_seed(0))).shape == (2, 3, 16, 24)
+
+
 def test_transforms_standard_builds_with_overrides() -> None:
     cfg = compose_render("transforms=standard", "transforms.pad=6", "transforms.scales=[1.0,1.1]")
     transforms = build(cfg.transforms)
@@ -442,6 +458,14 @@ def test_optim_adam_is_a_partial_with_the_configured_lr() -> None:
     group = optimizer.param_groups[0]
     assert group["lr"] == 0.1
     assert tuple(group["betas"]) == (0.9, 0.999) and group["eps"] == 1e-8
+
+
+def test_optim_nadam_is_a_partial_with_the_configured_lr() -> None:
+    factory = build(compose_render("optim=nadam", "optim.lr=0.5").optim)
+    optimizer = factory([torch.nn.Parameter(torch.zeros(3))])
+    assert type(optimizer) is torch.optim.NAdam
+    group = optimizer.param_groups[0]
+    assert group["lr"] == 0.5 and group["momentum_decay"] == 0.004
 
 
 # -- experiment presets ----------------------------------------------------------------------

@@ -26,6 +26,7 @@ def build_and_install(tmp: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     configs = {p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml")}
     assert {f"render/{name}" for name in configs} <= names
+    assert "render/assets/maco_spectrum.pt" in names  # param=maco's magnitude
     target = tmp / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
 
@@ -65,3 +66,15 @@ def test_tiledream_layers_lists_the_default_model(installed: Path) -> None:
     done = run_installed(installed, "tiledream-layers")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "conv_stem\t32\t112x112"
+
+
+@pytest.mark.slow
+def test_the_installed_package_loads_its_maco_spectrum(installed: Path) -> None:
+    code = "from render.params.maco import SHIPPED_SPECTRUM, MacoParam; MacoParam((8, 8))"
+    code += "; print(SHIPPED_SPECTRUM)"
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=installed.parent, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(installed / "render" / "assets" / "maco_spectrum.pt")

@@ -2,14 +2,13 @@
 
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
-from conftest import RENDER, ROOT, run_render, start_render
+from conftest import RENDER, ROOT, kill_two_ranks_in_octave2, run_render
 from PIL import Image
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -116,18 +115,9 @@ def test_two_processes_killed_resume_to_the_same_picture_and_another_count_is_re
     ddp = ["trainer.devices=2", "trainer.strategy=ddp"]
     run_render(*RESUMABLE, *ddp, f"hydra.run.dir={tmp_path / 'whole'}")
     run_dir = tmp_path / "killed"
-    # Its own session: kill -9 reaches the launcher and the process it started.
-    process = start_render(*RESUMABLE, *ddp, f"hydra.run.dir={run_dir}", session=True)
-    octave2 = run_dir / "checkpoints" / "octave2"
-    deadline = time.monotonic() + 300
-    while not list(octave2.glob("step=*.ckpt.rank1-of-2")) and time.monotonic() < deadline:
-        assert process.poll() is None, "the render ended before its second octave's checkpoint"
-        time.sleep(0.01)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (run_dir / "render.png").exists(), "killed mid-render"
+    kill_two_ranks_in_octave2(run_dir, *RESUMABLE, *ddp)
     # Each rank saved its own tiles: rank 1's file beside Lightning's (rank 0's).
-    saved = sorted(p.name for p in octave2.iterdir())
+    saved = sorted(p.name for p in (run_dir / "checkpoints" / "octave2").iterdir())
     assert "step=4.ckpt" in saved and "step=4.ckpt.rank1-of-2" in saved, saved
 
     refused = run_render(*RESUMABLE, "resume=true", f"hydra.run.dir={run_dir}", check=False)

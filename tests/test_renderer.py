@@ -15,6 +15,7 @@ from render.params import FourierParam, PixelParam
 from render.renderer import NonFiniteError, TileRenderer
 from render.run import state_dtype
 from render.schedule import TileBatches
+from render.store import TileStore
 from render.transforms import NoTransforms, RobustnessTransforms
 from tiling import TilingModule
 
@@ -293,6 +294,25 @@ def test_a_batch_of_tiles_that_took_different_steps_is_refused(model):
     store.swap_out(torch.tensor([0]), param, {"step": torch.tensor(1.0)})
     with pytest.raises(RuntimeError, match="have taken different steps"):
         store.swap_in(torch.tensor([0, 1]), torch.device("cpu"))
+
+
+def test_a_tile_not_yet_stepped_starts_as_its_optimiser_starts_it():
+    # NAdam's momentum product starts at 1, not at the zeros of the store's untouched rows: a
+    # tile first stepped after another one moves as if it were first (as on another rank).
+    store = TileStore(torch.zeros(2, 3))
+    steps = []
+    for tile in (0, 1):
+        idx = torch.tensor([tile])
+        param, state = store.swap_in(idx, torch.device("cpu"))
+        assert state == {}
+        optimizer = torch.optim.NAdam([param], lr=0.5)
+        param.grad = torch.ones_like(param)
+        optimizer.step()
+        store.swap_out(idx, param, optimizer.state[param])
+        steps.append(store.params[tile].clone())
+    assert torch.equal(steps[0], steps[1])
+    _, state = store.swap_in(torch.tensor([1]), torch.device("cpu"))
+    assert state["mu_product"] != 0 and state["step"] == 1
 
 
 def test_a_canvas_start_encodes_the_same_tiles_as_split_into_tiles(model):

@@ -1,7 +1,7 @@
 """Image parameterisations: stateless codecs between per-tile parameters and RGB tiles.
 
-Configs select one with ``_target_: render.params.FourierParam`` (or ``PixelParam``) and its
-keyword arguments; the caller adds the tile size, e.g.
+Configs select one with ``_target_: render.params.FourierParam`` (or ``MacoParam``,
+``PixelParam``) and its keyword arguments; the caller adds the tile size, e.g.
 ``hydra.utils.instantiate(cfg.param, tile_size=(h, w))``.
 """
 
@@ -12,6 +12,7 @@ from render.params.color import (
     color_correlation_matrix,
 )
 from render.params.fourier import FOURIER_DIVISOR, FourierParam, spectrum_scale
+from render.params.maco import MacoParam
 from render.params.pixel import PixelParam
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "FOURIER_DIVISOR",
     "IMAGENET_COLOR_CORRELATION_SQRT",
     "FourierParam",
+    "MacoParam",
     "Parameterization",
     "PixelParam",
     "color_correlation_inverse",
