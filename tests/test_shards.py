@@ -8,6 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torchvision.transforms.v2.functional as TF
+from torchvision.transforms import InterpolationMode
 
 from render import shards
 from render.context import shrink
@@ -93,7 +94,7 @@ def test_rows_from_the_tiles_over_them_and_their_enlargement_match_the_whole_can
         rows = shards.place(tiling, [(tiles[idx], idx)], top, bottom)
         assert torch.equal(rows, canvas[:, :, top:bottom])
     for size_out in [(2 * height, 2 * width), (height * 3 // 2 + 1, width + 5), (height, width)]:
-        big = TF.resize(canvas, list(size_out), antialias=True)
+        big = TF.resize(canvas, list(size_out), InterpolationMode.BICUBIC, antialias=True)
         last = size_out[0]
         for out in [(0, last), (0, 7), (5, min(23, last)), (last - 6, last)]:
             source = shards.source_rows(out, height, size_out[0])
