@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from PIL import Image
 
 from render.config import compose_with_choices
 from render.recipe import Launch, Recipe, Weights
@@ -47,6 +48,16 @@ def a_recipe(*overrides: str) -> Recipe:
     cfg, choices = compose_with_choices(overrides)
     launch = Launch(program=("tiledream",), overrides=overrides, choices=choices)
     return Recipe.make(cfg, launch, Weights("efficientnet_lite0", None, None))
+
+
+def assert_a_picture(path: Path, size: tuple[int, int]) -> None:
+    """``path`` is a picture of ``size`` (width, height) with more than 100 colours: a
+    picture, not a flat colour."""
+    with Image.open(path) as png:
+        assert png.size == size, path
+        assert len(png.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 100, (
+            f"{path}: a flat colour, not a picture"
+        )
 
 
 def run_render(*overrides: str, check: bool = True) -> subprocess.CompletedProcess:

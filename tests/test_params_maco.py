@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, TINY, kill_two_ranks_in_octave2, run_render
+from conftest import ROOT, TINY, assert_a_picture, kill_two_ranks_in_octave2, run_render
 from PIL import Image
 
 from render.errors import UserError
@@ -195,9 +195,7 @@ def test_a_maco_pyramid_renders_from_the_command_line(tmp_path) -> None:
         "render.updates_per_tile=6",
         f"hydra.run.dir={tmp_path}",
     )
-    with Image.open(tmp_path / "render.png") as png:
-        assert png.size == (112, 112)
-        assert len(png.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 100
+    assert_a_picture(tmp_path / "render.png", (112, 112))
     first = _objective(tmp_path, "octave1")
     assert max(first[-2:]) > first[0] + 1
     # The second octave starts from the first one's canvas re-encoded through its phase: what
@@ -255,6 +253,4 @@ def test_maco_renders_every_objective(tmp_path) -> None:
     pictures = [*sorted(tmp_path.glob("sweep/*/render.png")), tmp_path / "mask" / "render.png"]
     assert len(pictures) == 6
     for path in pictures:
-        with Image.open(path) as png:
-            assert png.size == (96, 96)
-            assert len(png.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 100, path
+        assert_a_picture(path, (96, 96))

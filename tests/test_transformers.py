@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import timm
 import torch
-from conftest import TINY, run_render
+from conftest import TINY, assert_a_picture, run_render
 from PIL import Image
 
 from render import render_image
@@ -154,9 +154,7 @@ def test_a_random_weight_vit_renders_through_the_command_line(
         "objective.channel=7",
         f"hydra.run.dir={tmp_path}",
     )
-    with Image.open(tmp_path / "render.png") as png:
-        assert png.size == (112, 112)
-        assert len(png.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 100
+    assert_a_picture(tmp_path / "render.png", (112, 112))
 
 
 def test_render_image_raises_a_vit_mlp_channel() -> None:
