@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
+import socket
 import urllib.error
 from pathlib import Path
 
@@ -234,6 +235,26 @@ def test_timm_offline_without_cache_names_repo_and_folder(
     message = str(info.value)
     assert "timm/resnet18.a1_in1k" in message and "model.safetensors" in message
     assert str(tmp_path / "hf") in message
+
+
+def test_timm_without_a_resolving_host_fails_before_building_the_network(
+    offline: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Offline without HF_HUB_OFFLINE: one error at once, not Hugging Face's minute of retries."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+
+    def no_dns(host: str, *args: object, **kwargs: object) -> None:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the network was built")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(timm, "create_model", never)
+    with pytest.raises(UserError, match=r"huggingface.co does not resolve.*model.safetensors"):
+        timm_model("resnet18")
 
 
 def _in_hf_cache(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import pickle
+import socket
 from collections.abc import Iterable
 from http.client import HTTPException
 from typing import Any
@@ -265,6 +266,25 @@ def _timm_url_file(url: str | tuple[str, str]) -> tuple[str, str]:
     return url, os.path.basename(url)
 
 
+def _timm_offline(cfg: Any) -> str:
+    """Why the host of a timm model's weights (``cfg``: its pretrained config) cannot be
+    reached, or '' when it may be: Hugging Face's offline mode, or a host name that does not
+    resolve."""
+    from huggingface_hub import constants
+
+    if cfg.hf_hub_id:
+        if constants.HF_HUB_OFFLINE:
+            return "HF_HUB_OFFLINE is set"
+        host = urlparse(constants.ENDPOINT).hostname
+    else:
+        host = urlparse(_timm_url_file(cfg.url)[0]).hostname
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as exc:
+        return f"{host} does not resolve: {_short(exc)}"
+    return ""
+
+
 def _timm_missing_message(name: str, reason: str) -> str:
     from huggingface_hub import constants
 
@@ -293,8 +313,8 @@ def timm_model(name: str) -> FeatureModel:
     """A pretrained timm model, e.g. "convnext_tiny" or "resnet50.a1_in1k".
 
     Weights found in the local Hugging Face or torch hub cache load without the network.
-    Otherwise timm downloads them; offline that fails with a UserError naming the file and
-    folder (set HF_HUB_OFFLINE=1 to skip Hugging Face's connection retries).
+    Otherwise timm downloads them; offline (``HF_HUB_OFFLINE=1``, or a host name that does
+    not resolve) a UserError names the file and folder at once, before the network is built.
     """
     name = _timm_name(name)
     cfg = get_pretrained_cfg(name)
@@ -312,6 +332,10 @@ def timm_model(name: str) -> FeatureModel:
                 f"({_short(exc)}); delete the file so it can be fetched again"
             ) from exc
     else:
+        offline = _timm_offline(cfg)
+        if offline:
+            # Before building the network, and instead of Hugging Face's minute of retries.
+            raise UserError(_timm_missing_message(name, offline))
         try:
             network = timm_network(name, pretrained=True)
         except _DOWNLOAD_ERRORS as exc:
