@@ -2,7 +2,9 @@
 
 ``python scripts/gallery.py DIR`` on a multirun folder, or ``+gallery=true`` on a multirun
 (``GalleryCallback`` runs at its end). Captions are the overrides that differ between jobs; the
-ones every job shares head the sheet and the page.
+ones every job shares head the sheet and the page. A class render's caption ends with its
+transferability: the share of its windows at each level that a network which never rendered
+it classifies as the class (``render.evaluation``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from render.errors import UserError
+from render.recipe import read_recipe
 from render.viewer import read_dzi
 
 __all__ = ["GalleryCallback", "Job", "contact_sheet", "find_jobs", "write_gallery"]
@@ -54,6 +58,29 @@ class Job:
     def viewer(self) -> Path | None:
         path = self.folder / VIEWER
         return path if path.is_file() else None
+
+    @cached_property
+    def judged(self) -> list[str]:
+        """For a class render's render.png, one line: the judge's share of windows classified
+        as the class at each level; else none."""
+        path = self.folder / PICTURE
+        try:
+            recipe = read_recipe(path) if path.is_file() else None
+        except UserError:  # a picture without a recipe says nothing of its class
+            recipe = None
+        if recipe is None or recipe.class_index is None:
+            return []
+        # Imported here: torch and the judge only for a sweep of class renders.
+        from render.evaluation import judge_model, transferability
+        from render.quality import load_picture
+
+        shares = transferability(load_picture(path), recipe)
+        verdict = (
+            "rendered it"
+            if shares is None
+            else " / ".join(f"{100 * share:.0f}%" for share in shares.values())
+        )
+        return [f"judge {judge_model().name}: {verdict}"]
 
 
 def deepzoom_thumbnail(folder: Path) -> Path | None:
@@ -114,7 +141,10 @@ def contact_sheet(jobs: Sequence[Job], title: str) -> Image.Image:
     font = ImageFont.load_default(size=FONT_SIZE)
     line_h = FONT_SIZE + 4
     shared, own = split_overrides(jobs)
-    captions = [caption_lines(overrides, font, THUMB) for overrides in own]
+    captions = [
+        caption_lines([*overrides, *job.judged], font, THUMB)
+        for job, overrides in zip(jobs, own, strict=True)
+    ]
     # A row of up to 4, then a square-ish grid.
     columns = min(len(jobs), max(4, math.ceil(math.sqrt(len(jobs)))))
     rows = math.ceil(len(jobs) / columns)
@@ -165,7 +195,7 @@ def page(jobs: Sequence[Job], sweep_dir: Path, title: str) -> str:
     shared, own = split_overrides(jobs)
     figures = []
     for job, overrides in zip(jobs, own, strict=True):
-        lines = [html.escape(o) for o in overrides]
+        lines = [html.escape(o) for o in [*overrides, *job.judged]]
         viewer = None if job.viewer is None else link(job.viewer, sweep_dir)
         if job.picture is None:
             body = f'<div class="missing">no {PICTURE}</div>'

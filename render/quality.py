@@ -17,10 +17,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
 import torchvision.transforms.v2.functional as TF
+from PIL import Image
 from torch import Tensor
 
 from render.models import LOGITS, FeatureModel
@@ -28,6 +30,13 @@ from tiling import TilingModule
 
 #: Windows of a level are at least this share of a tile on their short side.
 SMALLEST_WINDOW = 0.75
+
+
+def load_picture(path: str | os.PathLike[str]) -> Tensor:
+    """A picture file as [1, 3, H, W] floats in [0, 1] (RGB)."""
+    with Image.open(path) as picture:
+        image = TF.to_dtype(TF.to_image(picture.convert("RGB")), torch.float32, scale=True)
+    return image[None].as_subclass(Tensor)
 
 
 def window_levels(size: Sequence[int], tile: Sequence[int]) -> list[int]:

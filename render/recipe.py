@@ -51,6 +51,8 @@ PNG_KEY = "tiledream recipe"
 DZI_NAMESPACE = "urn:tiledream:recipe"
 #: libyaml's safe dumper where PyYAML has it: a recipe in 2 ms instead of 14.
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+#: The objective of a class render: its config's ``objective._target_``.
+CLASS_OBJECTIVE = "render.objectives.class_logit"
 #: What tiledream's recipe records the versions of: the code that computes the pixels.
 PACKAGES = ("tiledream", "python", "torch", "torchvision", "lightning", "timm")
 
@@ -146,6 +148,14 @@ class Recipe:
             config={**config, "resume": False},
             in_python=tuple(launch.in_python),
         )
+
+    @property
+    def class_index(self) -> int | None:
+        """The ImageNet class a class render draws (``objective=class_logit``), else None."""
+        objective = self.config.get("objective") or {}
+        if objective.get("_target_") != CLASS_OBJECTIVE:
+            return None
+        return int(objective["class_index"])
 
     def program(self) -> list[str]:
         """The command line's words before its overrides (``["tiledream"]``)."""

@@ -27,30 +27,28 @@ import argparse  # noqa: E402
 
 import torch  # noqa: E402
 import torchvision.transforms.v2.functional as TF  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from render.models import FeatureModel, efficientnet_lite0  # noqa: E402
-from render.quality import classify, seam_ratio, step_ratio_where, windows  # noqa: E402
+from render.quality import (  # noqa: E402
+    classify,
+    load_picture,
+    seam_ratio,
+    step_ratio_where,
+    windows,
+)
 from tiling import TilingModule  # noqa: E402
 
 #: A mask pixel this far (0..255) from every pure colour of the mask is on a border.
 BORDER = 24.0
 
 
-def load(path: str) -> torch.Tensor:
-    """An image file as [1, 3, H, W] floats in [0, 1]."""
-    with Image.open(path) as picture:
-        image = TF.to_dtype(TF.to_image(picture.convert("RGB")), torch.float32, scale=True)
-    return image[None]
-
-
 def border_of(mask_path: str, size: tuple[int, int]) -> torch.Tensor:
     """[H, W] True where the mask, stretched to ``size``, is a mix of its two commonest colours."""
-    pixels = load(mask_path)[0].permute(1, 2, 0).reshape(-1, 3) * 255
+    pixels = load_picture(mask_path)[0].permute(1, 2, 0).reshape(-1, 3) * 255
     colours, counts = pixels.round().unique(dim=0, return_counts=True)
     pure = colours[counts.argsort(descending=True)[:2]]
     far = (pixels[:, None] - pure[None]).norm(dim=-1).min(dim=1).values > BORDER
-    mask = far.reshape(1, 1, *load(mask_path).shape[-2:]).float()
+    mask = far.reshape(1, 1, *load_picture(mask_path).shape[-2:]).float()
     return TF.resize(mask, list(size), antialias=False)[0, 0] > 0.5
 
 
@@ -84,7 +82,7 @@ def main() -> None:
     parser.add_argument("--tile", default="224,224")
     parser.add_argument("--overlap", default="0.25,0.25")
     args = parser.parse_args()
-    canvas = load(args.render)
+    canvas = load_picture(args.render)
     model = efficientnet_lite0()
     rows, columns = pair(args.grid, int)
     probs = classify(model, windows(canvas, rows, columns)).softmax(dim=1)

@@ -32,10 +32,11 @@ from render.quality import (  # noqa: E402
     arrangement_kept,
     composition_kept,
     fine_detail,
+    load_picture,
     recognition_by_level,
     seam_ratio,
 )
-from scripts.check_layout import load, pair  # noqa: E402
+from scripts.check_layout import pair  # noqa: E402
 from tiling import TilingModule  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def main() -> None:
     tile = pair(args.tile, int)
     label = model.labels[args.class_index] if model.labels else str(args.class_index)
     for path in args.renders:
-        canvas = load(path)
+        canvas = load_picture(path)
         height, width = canvas.shape[-2:]
         tiling = TilingModule(
             tile_size=tile, tile_overlap=pair(args.overlap, float), base_size=[height, width]
@@ -74,7 +75,7 @@ def main() -> None:
         print(f"  finest-octave detail: {fine_detail(canvas):.4f}")
         print(f"  seam ratio at the tile grid: {seam_ratio(canvas, tiling):.3f}")
         if args.reference:
-            kept_first = composition_kept(load(args.reference), canvas)
+            kept_first = composition_kept(load_picture(args.reference), canvas)
             print(f"  first octave's composition kept (correlation): {kept_first:.3f}")
 
 

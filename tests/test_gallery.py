@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, run_render
+from conftest import ROOT, a_recipe, run_render
 from PIL import Image
+from test_evaluate import CAT, CHELSEA
 from test_render_cli import TINY
 
 from render.errors import UserError
@@ -65,6 +66,20 @@ def test_contact_sheet_places_every_picture_above_its_caption(tmp_path: Path) ->
         assert sheet.getpixel(middle) == colour, f"cell {index}"
         caption = sheet.crop((index * cell, captions_top - 10, (index + 1) * cell, sheet.height))
         assert caption.convert("L").getextrema()[0] < 100, f"cell {index} has a caption"
+
+
+def test_a_class_render_is_captioned_with_the_judges_verdict(tmp_path: Path) -> None:
+    # Job 0: a photo of the cat as a class render of it; job 1: a flat picture with no recipe.
+    sweep = fake_sweep(tmp_path, [None, COLOURS[0]])
+    with Image.open(CHELSEA) as photo:
+        photo.convert("RGB").save(sweep / "0" / "render.png", pnginfo=a_recipe(*CAT).png_info())
+    jobs = find_jobs(sweep)
+    assert jobs[0].judged == ["judge efficientnet_lite2: 100%"]
+    assert jobs[1].judged == []
+    _, page = write_gallery(sweep)
+    figures = page.read_text().split("<figure>")
+    assert "judge efficientnet_lite2: 100%" in figures[1]
+    assert "judge" not in figures[2]
 
 
 def test_gallery_command_and_its_user_errors(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from render.models import (
     timm_model,
     torchvision_model,
 )
-from render.models.embedded import LITE0_ARCH
+from render.models.embedded import lite_arch
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 224
@@ -96,7 +96,7 @@ def test_embedded_model_recognises_synthetic_images(
 
 def test_embedded_weights_are_loaded_not_random(lite0: FeatureModel) -> None:
     torch.manual_seed(0)  # the random init must not depend on which tests ran before
-    random_net = timm.create_model(LITE0_ARCH, pretrained=False).eval()
+    random_net = timm.create_model(lite_arch(0), pretrained=False).eval()
     with torch.no_grad():
         loaded = lite0(_grid()).softmax(dim=1)
         random = random_net(lite0.normalise(_grid())).softmax(dim=1)

@@ -14,19 +14,12 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 from conftest import run_render
-from PIL import Image
 
 from render.models import efficientnet_lite0
-from render.quality import fine_detail, recognition_by_level
+from render.quality import fine_detail, load_picture, recognition_by_level
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 GOLDFISH = ["objective=class_logit", "objective.class_index=1", "trainer.accelerator=cpu"]
-
-
-def load(png: Path) -> torch.Tensor:
-    with Image.open(png) as picture:
-        image = TF.to_dtype(TF.to_image(picture.convert("RGB")), torch.float32, scale=True)
-    return image[None].as_subclass(torch.Tensor)
 
 
 @pytest.mark.slow
@@ -39,8 +32,8 @@ def test_the_default_pyramid_is_composed_and_as_sharp_as_a_single_scale_render(t
     run_render(*GOLDFISH, *size, "render.octaves=1", f"hydra.run.dir={tmp_path / 'single'}")
     model = efficientnet_lite0()
     pyramid, single = (
-        load(tmp_path / "pyramid" / "render.png"),
-        load(tmp_path / "single" / "render.png"),
+        load_picture(tmp_path / "pyramid" / "render.png"),
+        load_picture(tmp_path / "single" / "render.png"),
     )
     levels = recognition_by_level(model, pyramid, 1, (224, 224))
     assert set(levels) == {1, 2}

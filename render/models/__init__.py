@@ -1,13 +1,14 @@
 """Frozen classifiers for feature visualisation: loaders and the `FeatureModel` wrapper.
 
-`efficientnet_lite0()` is the embedded default and works offline; `inceptionv1` (Lucid's and
+`efficientnet_lite0()` is the embedded default and works offline (`efficientnet_lite2()`, the
+judge of render/evaluation.py, too); `inceptionv1` (Lucid's and
 Lucent's inception5h, from its weight file), `torchvision_model`,
 `timm_model`, `checkpoint_model` and `from_module` bring other networks (all usable as
 Hydra `_target_`s).
 """
 
 from render.models.checkpoint import checkpoint_model, from_module
-from render.models.embedded import efficientnet_lite0
+from render.models.embedded import efficientnet_lite0, efficientnet_lite2
 from render.models.feature import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -26,6 +27,7 @@ __all__ = [
     "checkpoint_model",
     "describe_layers",
     "efficientnet_lite0",
+    "efficientnet_lite2",
     "from_module",
     "inceptionv1",
     "resolve_arch",

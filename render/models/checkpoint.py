@@ -15,10 +15,10 @@ from torch import Tensor, nn
 
 from render.errors import UserError
 from render.models.embedded import (
-    LITE0_MEAN,
-    LITE0_STD,
+    LITE_MEAN,
+    LITE_STD,
     imagenet_labels,
-    lite0_network,
+    lite_network,
     load_positional,
 )
 from render.models.feature import IMAGENET_MEAN, IMAGENET_STD, FeatureModel
@@ -161,7 +161,7 @@ def _lite0_from(obj: dict[str, Tensor] | nn.Module, file: Path, num_classes: int
     """EfficientNet-Lite0 from timm-named or (by position) lukemelas-named weights."""
     if isinstance(obj, nn.Module):
         return obj
-    network = lite0_network(num_classes)
+    network = lite_network(0, num_classes)
     state = _strip_prefixes(obj, network.state_dict())
     if set(state) == set(network.state_dict()):
         _load_into(network, state, file, "efficientnet_lite0")
@@ -206,7 +206,7 @@ def checkpoint_model(
     input_size = 224
     if source == "embedded":
         network = _lite0_from(obj, file, num_classes or 1000)
-        default_mean, default_std = LITE0_MEAN, LITE0_STD
+        default_mean, default_std = LITE_MEAN, LITE_STD
         labels = imagenet_labels() if num_classes in (None, 1000) else None
     elif source == "torchvision":
         if isinstance(obj, nn.Module):

@@ -11,13 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from render.config import compose_config
 from render.models import FeatureModel
 from render.quality import (
     arrangement_kept,
     fine_detail,
+    load_picture,
     recognition_by_level,
     seam_ratio,
     window_levels,
@@ -50,23 +49,13 @@ def side_by_side_variants(size: int, updates: float) -> dict[str, list[str]]:
     }
 
 
-def load_png(path: Path) -> torch.Tensor:
-    """A PNG as ``[1, 3, H, W]`` floats in [0, 1]."""
-    import torchvision.transforms.v2.functional as TF
-    from PIL import Image
-
-    with Image.open(path) as picture:
-        image = TF.to_image(picture.convert("RGB"))
-    return TF.to_dtype(image, torch.float32, scale=True)[None].as_subclass(torch.Tensor)
-
-
 def judge_png(
     model: FeatureModel, path: Path, class_index: int, tiling: Any, tile: Sequence[int]
 ) -> dict[str, Any]:
     """The design's measures of one render: recognition per level, the share of the class
     left with the blocks of each level shuffled, fine detail, seams.
     """
-    canvas = load_png(path)
+    canvas = load_picture(path)
     return {
         "levels": recognition_by_level(model, canvas, class_index, tile),
         "kept": arrangement_kept(model, canvas, class_index, tile),
