@@ -23,6 +23,7 @@ from render.cli import layers
 from render.config import build, compose_config
 from render.errors import UserError
 from render.models import ClipModel, clip_model, describe_layers, from_module
+from render.models.clip import _tag_weights
 from render.objectives import clip_image, clip_text, interpolate
 
 #: Two blocks of 64 wide on 16-pixel patches of a 64-pixel input (a 4x4 grid), a one-block text
@@ -137,6 +138,29 @@ def test_missing_weights_are_one_error_saying_where_it_looked_and_how_to_get_the
     assert f"the Hugging Face cache {tmp_path / 'hub'}" in message
     assert "hf download timm/vit_base_patch32_clip_224.openai" in message
     assert "model.path=" in message
+
+
+def test_a_tags_weights_are_found_in_either_of_open_clips_caches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import open_clip
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    # Where open_clip's url download leaves OpenAI's file, then its Hugging Face download.
+    url_file = tmp_path / ".cache" / "clip" / "ViT-B-32.pt"
+    url_file.parent.mkdir(parents=True)
+    url_file.touch()
+    found, cfg = _tag_weights(open_clip, "ViT-B-32", "openai")
+    assert found == str(url_file) and cfg["quick_gelu"]  # OpenAI's weights want QuickGELU
+    repo = tmp_path / "hub" / "models--timm--vit_base_patch32_clip_224.openai"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc")
+    (repo / "snapshots" / "abc").mkdir(parents=True)
+    (repo / "snapshots" / "abc" / "open_clip_model.safetensors").touch()
+    found, _ = _tag_weights(open_clip, "ViT-B-32", "openai")
+    assert found == str(repo / "snapshots" / "abc" / "open_clip_model.safetensors")
 
 
 @pytest.mark.parametrize(
