@@ -192,6 +192,22 @@ class TimmModel:
 
 
 @dataclass
+class OpenClipModel:
+    _target_: str = "render.models.clip_model"
+    name: str = "ViT-B-32"
+    """open_clip's architecture (``ViT-B-32``, ``ViT-L-14``, ...: ``open_clip.list_models()``) or
+    ``local-dir:FOLDER``, a folder with its open_clip_config.json and weights."""
+    # OmegaConf needs typing.Union.
+    pretrained: Union[str, bool] = "openai"  # noqa: UP007
+    """open_clip's pretrained weights for the architecture, by tag (``openai``,
+    ``laion2b_s34b_b79k``, ...), read from the local cache, never downloaded; ``false``: random
+    weights (for tests)."""
+    path: str | None = None
+    """A weights file for the architecture (open_clip's checkpoint format); it wins over
+    ``pretrained``."""
+
+
+@dataclass
 class CheckpointModel:
     _target_: str = "render.models.checkpoint_model"
     path: str = MISSING
@@ -247,6 +263,26 @@ class DirectionObjective:
     """The layer, by name."""
     vector: list[float] = rule(FINITE, MISSING)
     """A direction in the layer's channel space, one number per channel."""
+
+
+@dataclass
+class ClipTextObjective:
+    _target_: str = "render.objectives.clip_text"
+    prompt: str = MISSING
+    """The text the picture is drawn to: the cosine between CLIP's embeddings of each tile and of
+    the prompt is maximised."""
+    model: Any = "${model}"
+    """The CLIP model that embeds the prompt: the render's (``model=clip``)."""
+
+
+@dataclass
+class ClipImageObjective:
+    _target_: str = "render.objectives.clip_image"
+    path: str = MISSING
+    """A picture the render is drawn to: the cosine between CLIP's embeddings of each tile and of
+    the picture (its centre square) is maximised."""
+    model: Any = "${model}"
+    """The CLIP model that embeds the picture: the render's (``model=clip``)."""
 
 
 @dataclass
@@ -411,6 +447,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "inceptionv1": InceptionV1Model,
         "torchvision": TorchvisionModel,
         "timm": TimmModel,
+        "clip": OpenClipModel,
         "checkpoint": CheckpointModel,
     },
     "objective": {
@@ -419,6 +456,8 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "deepdream": DeepDreamObjective,
         "class_logit": ClassLogitObjective,
         "direction": DirectionObjective,
+        "clip_text": ClipTextObjective,
+        "clip_image": ClipImageObjective,
         "sum": WeightedSumObjective,
         "interpolate": InterpolateObjective,
         "atlas": AtlasObjective,

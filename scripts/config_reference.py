@@ -116,6 +116,7 @@ TYPE_WORDS = {
     "None": "null",
     "Any": "a config",
     "list[Any]": "a list of configs",
+    "Union[str, bool]": "a string, or false",
 }
 
 
@@ -143,7 +144,11 @@ def rows(node: DictConfig, prefix: str) -> Iterator[Row]:
         if name in HYDRA_KEYS:
             continue
         key, field = f"{prefix}{name}", fields[name]
-        value = "???" if OmegaConf.is_missing(node, name) else node[name]
+        if OmegaConf.is_interpolation(node, name):
+            # Another key's value (``${model}``): shown as written, as a config file has it.
+            value = OmegaConf.to_container(node, resolve=False)[name]
+        else:
+            value = "???" if OmegaConf.is_missing(node, name) else node[name]
         nested = isinstance(value, DictConfig) and "_target_" in value
         default = f"`{value._target_}`" if nested else f"`{shown(value)}`"
         yield Row(f"`{key}`", default, rule_of(field), docs.get(name, ""))

@@ -18,7 +18,8 @@ takes it:
   anything (``render.run.prepare``: the objective's layers and channels in the model, the
   initial image, an output that holds the canvas, tiles that fit it). A model whose weights are
   not on this machine (offline) is stood in for by one that has every layer, so all but the
-  layer names is still checked;
+  layer names is still checked, and so is an objective built with that model (CLIP's
+  ``clip_text`` embeds its prompt with it);
 - another script: it exists, and its own argparse parser accepts the arguments (the parser's
   ``parse_args`` stops the script there: nothing runs);
 - ``make TARGET``: the Makefile has the target; ``ARGS=`` of ``make render`` is a render's.
@@ -205,11 +206,22 @@ class EveryLayer(dict):
         return 2**31
 
 
+@dataclass(frozen=True)
 class StandIn:
-    """A model that has every layer: the rest of a render's checks run without its weights."""
+    """A model that has every layer: the rest of a render's checks run without its weights
+    (``missing``: the error that building it gave)."""
+
+    missing: str
 
     def layer_channels(self) -> EveryLayer:
         return EveryLayer()
+
+
+class StandInObjective:
+    """An objective of a stood-in model: one that reads any layer."""
+
+    def validate(self, channels: EveryLayer) -> None:
+        pass
 
 
 @functools.cache
@@ -219,8 +231,8 @@ def model_for(model_node: str) -> Any:
 
     try:
         return build(OmegaConf.create(model_node))
-    except UserError:
-        return StandIn()
+    except UserError as error:
+        return StandIn(str(error))
 
 
 def check_render(overrides: list[str], run: str) -> None:
@@ -232,7 +244,18 @@ def check_render(overrides: list[str], run: str) -> None:
     if run == "layers":
         return  # it builds the model and lists it; nothing else is read
     model = model_for(OmegaConf.to_yaml(cfg.model))
-    prepare(cfg, model, build(cfg.objective))
+    prepare(cfg, model, objective_for(cfg, model))
+
+
+def objective_for(cfg: Any, model: Any) -> Any:
+    """The config's objective; a stand-in where building it builds the model whose weights are
+    not here (its own keys are still checked as Hydra composes them)."""
+    try:
+        return build(cfg.objective)
+    except UserError as error:
+        if isinstance(model, StandIn) and str(error) == model.missing:
+            return StandInObjective()
+        raise
 
 
 class Parsed(Exception):

@@ -43,7 +43,7 @@ def close_matches(name: str, candidates: Iterable[str]) -> str:
     return f"close matches: {', '.join(found)}" if found else ""
 
 
-def _short(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """The first line of an exception, for a one-line error message."""
     text = str(exc).strip().splitlines()
     return (text[0][:160] if text else "") or type(exc).__name__
@@ -159,12 +159,11 @@ def torchvision_model(name: str, weights: str = "DEFAULT") -> FeatureModel:
         if was_cached:
             raise UserError(
                 f"cached weights {cached} for torchvision model {name!r} are unreadable "
-                f"({_short(exc)}); delete the file, or replace it with a copy of {chosen.url}"
+                f"({first_line(exc)}); delete the file, or replace it with a copy of {chosen.url}"
             ) from exc
         raise UserError(
             f"weights {filename} for torchvision model {name!r} are not cached and could "
-            f"not be downloaded ({_short(exc)}); place {filename} in {folder} "
-            f"(download it from {chosen.url})"
+            f"not be downloaded ({first_line(exc)}); {url_where(chosen.url, filename, folder)}"
         ) from exc
     mean, std = torchvision_normalisation(network, chosen)
     crop = chosen.transforms().crop_size
@@ -235,19 +234,48 @@ def _timm_feature_model(network: nn.Module, name: str, weights_file: str | None)
     )
 
 
-def _timm_cached_file(name: str) -> str | None:
-    """Path of `name`'s pretrained weights in the local Hugging Face or torch hub cache."""
+def hf_cached_file(hub_id: str, filenames: Iterable[str]) -> str | None:
+    """The first of ``filenames`` of the Hugging Face repository ``hub_id`` (``repo`` or
+    ``repo@revision``) in the local Hugging Face cache, without the network; None if none is."""
     from huggingface_hub import try_to_load_from_cache
 
+    repo, _, revision = hub_id.partition("@")
+    for filename in filenames:
+        found = try_to_load_from_cache(repo, filename, revision=revision or None)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def hf_where(hub_id: str, filename: str) -> str:
+    """Where a missing file of Hugging Face repository ``hub_id`` goes and how to get it, for an
+    error message."""
+    from huggingface_hub import constants
+
+    repo = hub_id.partition("@")[0]
+    return (
+        f"put {filename} of https://huggingface.co/{repo} in the Hugging Face cache "
+        f"{constants.HF_HUB_CACHE} (run `hf download {repo}` where there is network and "
+        f"copy its models--{repo.replace('/', '--')} folder there)"
+    )
+
+
+def url_where(url: str, filename: str, folder: str) -> str:
+    """Where a missing file downloaded from ``url`` goes, for an error message."""
+    return f"place {filename} in {folder} (download it from {url})"
+
+
+def _timm_cached_file(name: str) -> str | None:
+    """Path of `name`'s pretrained weights in the local Hugging Face or torch hub cache."""
     cfg = get_pretrained_cfg(name)
     if cfg is None:
         return None
     if cfg.hf_hub_id:
-        repo, _, revision = cfg.hf_hub_id.partition("@")
-        for filename in [cfg.hf_hub_filename] if cfg.hf_hub_filename else _HF_FILES:
-            found = try_to_load_from_cache(repo, filename, revision=revision or None)
-            if isinstance(found, str):
-                return found
+        found = hf_cached_file(
+            cfg.hf_hub_id, [cfg.hf_hub_filename] if cfg.hf_hub_filename else _HF_FILES
+        )
+        if found is not None:
+            return found
     if cfg.url:
         _, filename = _timm_url_file(cfg.url)
         path = os.path.join(torch.hub.get_dir(), "checkpoints", filename)
@@ -281,28 +309,19 @@ def _timm_offline(cfg: Any) -> str:
     try:
         socket.getaddrinfo(host, 443)
     except OSError as exc:
-        return f"{host} does not resolve: {_short(exc)}"
+        return f"{host} does not resolve: {first_line(exc)}"
     return ""
 
 
 def _timm_missing_message(name: str, reason: str) -> str:
-    from huggingface_hub import constants
-
     cfg = get_pretrained_cfg(name)
     assert cfg is not None  # checked by the caller
     if cfg.hf_hub_id:
-        repo = cfg.hf_hub_id.partition("@")[0]
-        filename = cfg.hf_hub_filename or _HF_FILES[0]
-        where = (
-            f"put {filename} of https://huggingface.co/{repo} in the Hugging Face cache "
-            f"{constants.HF_HUB_CACHE} (run `hf download {repo}` where there is network and "
-            f"copy its models--{repo.replace('/', '--')} folder there)"
-        )
+        where = hf_where(cfg.hf_hub_id, cfg.hf_hub_filename or _HF_FILES[0])
     else:
         assert cfg.url  # checked by the caller: no hf_hub_id, so a url
         url, filename = _timm_url_file(cfg.url)
-        folder = os.path.join(torch.hub.get_dir(), "checkpoints")
-        where = f"place {filename} in {folder} (download it from {url})"
+        where = url_where(url, filename, os.path.join(torch.hub.get_dir(), "checkpoints"))
     return (
         f"pretrained weights for timm model {name!r} are not cached and could not be "
         f"downloaded ({reason}); {where}, or load a local file with checkpoint_model"
@@ -329,7 +348,7 @@ def timm_model(name: str) -> FeatureModel:
         except _READ_ERRORS as exc:
             raise UserError(
                 f"cached weights {cached} for timm model {name!r} are unreadable "
-                f"({_short(exc)}); delete the file so it can be fetched again"
+                f"({first_line(exc)}); delete the file so it can be fetched again"
             ) from exc
     else:
         offline = _timm_offline(cfg)

@@ -12,6 +12,7 @@ from render.objectives.activations import (
     neuron,
 )
 from render.objectives.base import Masked, Objective, WeightedSum
+from render.objectives.clip import clip_image, clip_text
 from render.objectives.config import weighted_sum
 from render.objectives.layouts import atlas, atlas_from_config, interpolate
 from render.objectives.mask import mask
@@ -29,6 +30,8 @@ __all__ = [
     "atlas_from_config",
     "channel",
     "class_logit",
+    "clip_image",
+    "clip_text",
     "deepdream",
     "direction",
     "diversity",
