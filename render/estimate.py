@@ -201,7 +201,10 @@ def time_outputs(cfg: DictConfig, module: TileRenderer, base: tuple[int, int]) -
     side = OUTPUT_PROBE_SIDE
     chosen = dataclasses.replace(Pictures.choose(cfg.output, base), png_max_pixels=side * side)
     tiling = make_tiling(cfg.tiling, (side, side))
-    pixels = module.decode_all().cpu()
+    pixels = module.decode_all(channels=4 if chosen.alpha else 3).cpu()
+    if chosen.alpha:
+        # A stand-in for the transparency map, as detailed as the picture.
+        pixels[:, 3] = pixels[:, :3].mean(dim=1)
     recipe = Recipe(
         "tiledream plan", (), int(cfg.seed), versions(), Weights("probe", None, None), {}, {}
     )
@@ -291,7 +294,8 @@ def estimate(
         device=device.type,
         offload=bool(cfg.render.offload),
         tiles_per_rank=tiles_per_rank,
-        store_bytes=tiles_per_rank * tile_bytes(param, state_dtype(cfg.render.state_dtype)),
+        store_bytes=tiles_per_rank
+        * tile_bytes(param, state_dtype(cfg.render.state_dtype), cfg.output.alpha),
         canvas_bytes=canvas_bytes((base[0], base[1])) * tiles_per_rank // plan[-1].tiles,
         step_bytes=round(max(images) * machine.step_bytes_per_image),
         model_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
