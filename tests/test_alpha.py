@@ -14,9 +14,11 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from render.alpha import QUANTILE, alpha_scale, magnitude
+from render.budget import tile_bytes
 from render.config import OutputConfig
 from render.errors import UserError
 from render.outputs import to_uint8
+from render.params import PixelParam
 from render.pictures import Pictures, write_pictures
 from render.recipe import read_recipe
 from tiling import TilingModule
@@ -158,3 +160,8 @@ def test_the_scale_is_the_quantile_of_the_accumulated_values() -> None:
     assert alpha_scale(torch.zeros(2, 8, 8), CPU) == 1.0
     grad = torch.tensor([[[[1.0]], [[-2.0]], [[0.5]]]])
     assert magnitude(grad).tolist() == [[[3.5]]]
+
+
+def test_the_accumulators_are_counted_in_a_tiles_memory() -> None:
+    param = PixelParam((24, 32))
+    assert tile_bytes(param, alpha=True) - tile_bytes(param) == 24 * 32 * 4

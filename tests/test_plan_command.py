@@ -102,6 +102,9 @@ def test_blends_and_disk_follow_the_plan():
     assert disk["render.png"] == round(448 * 448 * estimate.PNG_BYTES_PER_PIXEL)
     assert disk["progress.gif"] == round(17 * 448 * 448 * estimate.GIF_BYTES_PER_PIXEL)
     assert "render.tif" not in disk, "only the files output.* chooses are counted"
+    alpha = estimate.disk_bytes(compose_render("output.alpha=true"), [octave], 3, world=1)
+    assert alpha["render_alpha.png"] == round(448 * 448 * estimate.ALPHA_BYTES_PER_PIXEL)
+    assert alpha["render.png"] == disk["render.png"] + alpha["render_alpha.png"]
     poster = Octave(1, (16384, 16384), 9604, 1, 1.0)
     large = estimate.disk_bytes(compose_render(), [poster], tiles_per_step=3, world=1)
     assert large["render.tif"] == round(16384**2 * estimate.TIFF_BYTES_PER_PIXEL)
