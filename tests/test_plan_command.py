@@ -138,14 +138,20 @@ def test_the_outputs_are_timed_in_the_formats_the_canvas_gets(monkeypatch):
 
     def write(tiling, fetch, folder, border, chosen, *, recipe):
         assert tiling._base_size == [estimate.OUTPUT_PROBE_SIDE] * 2
-        assert fetch(torch.tensor([0, 5])).shape == (2, 3, 224, 224)
-        written.append((chosen.png, chosen.tiff, chosen.deepzoom))
+        # With output.alpha, the tiles carry a stand-in map as a fourth channel.
+        assert fetch(torch.tensor([0, 5])).shape == (2, 3 + chosen.alpha, 224, 224)
+        written.append((chosen.png, chosen.tiff, chosen.deepzoom, chosen.alpha))
 
     class Tiles:
-        def decode_all(self):
-            return torch.rand(4, 3, 224, 224)
+        def decode_all(self, channels=3):
+            return torch.rand(4, channels, 224, 224)
 
     monkeypatch.setattr(estimate, "write_pictures", write)
     for side in (448, 16384):
         estimate.time_outputs(compose_render(), Tiles(), (side, side))
-    assert written == [(True, False, False), (False, True, True)]
+    estimate.time_outputs(compose_render("output.alpha=true"), Tiles(), (448, 448))
+    assert written == [
+        (True, False, False, False),
+        (False, True, True, False),
+        (True, False, False, True),
+    ]
