@@ -58,7 +58,8 @@ def render_image(
     overrides: Sequence[str] = (),
     out_dir: str | Path | None = None,
 ) -> Image.Image:
-    """Render and return the canvas as a PIL image.
+    """Render and return the canvas as a PIL image (RGBA, its alpha the transparency map, with
+    ``output.alpha=true`` in ``overrides``).
 
     ``objective`` and ``model`` replace the config's (a plain ``nn.Module`` is normalised with
     ImageNet's mean and std; wrap it with :func:`render.models.from_module` for others or for a
@@ -111,6 +112,7 @@ def render_image(
 
 
 def _open(png: Path) -> Image.Image:
-    """The PNG's pixels, loaded (not lazily tied to a file that may be removed)."""
+    """The PNG's pixels (RGBA with ``output.alpha``), loaded (not lazily tied to a file that
+    may be removed)."""
     with Image.open(png) as picture:
-        return picture.convert("RGB")
+        return picture.convert("RGBA" if picture.mode == "RGBA" else "RGB")

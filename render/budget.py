@@ -17,13 +17,17 @@ GIB = 2**30
 STATE_COPIES = 2
 
 
-def tile_bytes(param: Parameterization, state_dtype: torch.dtype = torch.float32) -> int:
-    """Bytes of one tile of the store at its peak: its parameters and optimiser state, and its
-    decoded pixels during a blend.
+def tile_bytes(
+    param: Parameterization, state_dtype: torch.dtype = torch.float32, alpha: bool = False
+) -> int:
+    """Bytes of one tile of the store at its peak: its parameters and optimiser state, its
+    transparency accumulator with ``alpha`` (render/alpha.py), and its decoded pixels during a
+    blend.
     """
     h, w = param.tile_size
     elements = int(torch.Size(param.param_shape).numel())
-    return elements * 4 + STATE_COPIES * elements * state_dtype.itemsize + 3 * h * w * 4
+    pixels = (3 + alpha) * h * w * 4
+    return elements * 4 + STATE_COPIES * elements * state_dtype.itemsize + pixels
 
 
 def canvas_bytes(size: tuple[int, int]) -> int:
@@ -37,8 +41,10 @@ def bytes_needed(
     size: tuple[int, int],
     state_dtype: torch.dtype = torch.float32,
     world_size: int = 1,
+    alpha: bool = False,
 ) -> int:
-    """Peak bytes of one rank's canvas state: its share of the tile store plus one blend.
+    """Peak bytes of one rank's canvas state: its share of the tile store (with transparency
+    accumulators when ``alpha``) plus one blend.
 
     A rank holds a contiguous block of ``ceil(tiles / world_size)`` tiles; a blend decodes
     them and blends them in place (``TilingModule.forward(out=)``) through the canvas they
@@ -46,7 +52,7 @@ def bytes_needed(
     """
     total = tiling.num_tiles()
     tiles = math.ceil(total / world_size)
-    return tiles * tile_bytes(param, state_dtype) + canvas_bytes(size) * tiles // total
+    return tiles * tile_bytes(param, state_dtype, alpha) + canvas_bytes(size) * tiles // total
 
 
 def uses_cuda(trainer: DictConfig) -> bool:
@@ -65,7 +71,7 @@ def check_memory(
 ) -> None:
     """Raise UserError, before allocating, when one rank's share of the canvas cannot fit
     where it will live."""
-    needed = bytes_needed(tiling, param, size, state_dtype, world_size)
+    needed = bytes_needed(tiling, param, size, state_dtype, world_size, cfg.output.alpha)
     on_gpu = uses_cuda(cfg.trainer)
     if on_gpu and not cfg.render.offload:
         available, where = torch.cuda.mem_get_info()[0], "free GPU memory"

@@ -126,6 +126,9 @@ class OutputConfig:
     ``output.large_pixels``."""
     large_pixels: int = rule(COUNT, 4096 * 4096)
     """Pixels above which the deep zoom and the TIFF are written when not set."""
+    alpha: bool = False
+    """Also write the transparency map (MaCo): where the objective's gradient was large, as
+    ``render_alpha.png`` and the alpha channel of ``render.png`` and ``render.tif``."""
 
 
 @dataclass

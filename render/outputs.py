@@ -34,7 +34,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 def to_uint8(band: Tensor) -> Tensor:
-    """``[3, h, w]`` in [0, 1] (any float dtype or device) to ``[h, w, 3]`` uint8 (rounded)."""
+    """``[c, h, w]`` in [0, 1] (any float dtype or device) to ``[h, w, c]`` uint8 (rounded)."""
     return (
         band.to("cpu", torch.float32, copy=True)
         .mul_(255)

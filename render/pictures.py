@@ -6,6 +6,11 @@ once into a tiled level-0 TIFF (tifffile), from which libvips (pyvips) streams t
 BigTIFF ``render.tif`` and the deep-zoom pyramid ``render.dzi`` + ``render_files/`` that
 ``viewer.html`` opens. Every file appears complete or not at all, and carries the render's
 recipe (render/recipe.py).
+
+With ``output.alpha`` the tiles carry their transparency map as a fourth channel
+(render/alpha.py), blended with the pixels in the same strips: ``render.png`` and
+``render.tif`` are RGBA, and ``render_alpha.png`` (grayscale) is written beside
+``render.png``. The deep zoom's JPEG tiles have no alpha channel: they show the picture alone.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class Pictures:
     deepzoom: bool
     tiff: bool
     png_max_pixels: int
+    alpha: bool = False
 
     @classmethod
     def choose(cls, output: DictConfig, size: tuple[int, int]) -> Pictures:
@@ -67,12 +73,20 @@ class Pictures:
             deepzoom=large if output.deepzoom is None else bool(output.deepzoom),
             tiff=large if output.tiff is None else bool(output.tiff),
             png_max_pixels=output.png_max_pixels,
+            alpha=bool(output.alpha),
         )
         if not (chosen.png or chosen.deepzoom or chosen.tiff):
             raise UserError(
                 f"output: a {size[1]}x{size[0]} canvas has more pixels than "
                 f"output.png_max_pixels={output.png_max_pixels} and output.deepzoom and "
                 f"output.tiff are off, so no picture would be written; turn one of them on"
+            )
+        if chosen.alpha and not (chosen.png or chosen.tiff):
+            raise UserError(
+                f"output.alpha: a {size[1]}x{size[0]} canvas has more pixels than "
+                f"output.png_max_pixels={output.png_max_pixels} and output.tiff is off, so the "
+                f"transparency map would be written nowhere (the deep zoom's JPEG tiles have no "
+                f"alpha channel); set output.tiff=true"
             )
         return chosen
 
@@ -100,13 +114,15 @@ def write_pictures(
     carrying ``recipe``.
 
     ``chosen.main_file()`` is written last: a run folder that has it has all its pictures.
+    With ``chosen.alpha``, ``fetch`` gives each tile's transparency map as a fourth channel.
     """
     height, width = tiling._base_size
-    png = np.empty((height, width, 3), np.uint8) if chosen.png else None
+    channels = 4 if chosen.alpha else 3
+    png = np.empty((height, width, channels), np.uint8) if chosen.png else None
     if chosen.deepzoom or chosen.tiff:
         with _level0(run_dir) as level0:
             started = time.perf_counter()
-            _write_level0(level0, _tiff_tiles(tiling, fetch, png), (height, width))
+            _write_level0(level0, _tiff_tiles(tiling, fetch, png), (height, width, channels))
             log.info("wrote the full-size tiles in %.1f s", time.perf_counter() - started)
             if chosen.deepzoom:
                 (run_dir / "viewer.html").unlink(missing_ok=True)
@@ -137,10 +153,15 @@ def write_pictures(
         if not (chosen.deepzoom or chosen.tiff):
             _fill(png, tiling, fetch, None)
         _timed(run_dir / "render.png", lambda: _save_png(png, main, recipe))
+        if chosen.alpha:
+            _timed(
+                run_dir / "render_alpha.png",
+                lambda: _save_atomic(png[..., 3], run_dir / "render_alpha.png", recipe),
+            )
         _fill(png, tiling, fetch, border or None)
         _timed(
             run_dir / "render_tiles.png",
-            lambda: _save_atomic(png, run_dir / "render_tiles.png", recipe),
+            lambda: _save_atomic(png[..., :3], run_dir / "render_tiles.png", recipe),
         )
 
 
@@ -161,13 +182,15 @@ def _timed(path: Path, write: Callable[[], None]) -> None:
 
 
 def _fill(png: np.ndarray, tiling: TilingModule, fetch: Fetch, border: int | None) -> None:
-    """The canvas (with tile borders when ``border``) into ``png``, band by band."""
+    """The canvas (with tile borders when ``border``) into ``png``, band by band (all the
+    channels ``fetch`` gives)."""
     for top, band in canvas_strips(tiling, fetch, TIFF_TILE, border):
         png[top : top + band.shape[1]] = to_uint8(band).numpy()
 
 
 def _save_png(pixels: np.ndarray, path: Path, recipe: Recipe) -> None:
-    Image.fromarray(pixels, mode="RGB").save(path, format="PNG", pnginfo=recipe.png_info())
+    """``pixels`` ``[h, w]``, ``[h, w, 3]`` or ``[h, w, 4]``: a grayscale, RGB or RGBA PNG."""
+    Image.fromarray(pixels).save(path, format="PNG", pnginfo=recipe.png_info())
 
 
 def _save_atomic(pixels: np.ndarray, path: Path, recipe: Recipe) -> None:
@@ -182,7 +205,7 @@ def _tiff_tiles(tiling: TilingModule, fetch: Fetch, png: np.ndarray | None) -> I
         if png is not None:
             png[top : top + rows.shape[0]] = rows
         for left in range(0, rows.shape[1], TIFF_TILE):
-            tile = np.zeros((TIFF_TILE, TIFF_TILE, 3), np.uint8)
+            tile = np.zeros((TIFF_TILE, TIFF_TILE, rows.shape[2]), np.uint8)
             part = rows[:, left : left + TIFF_TILE]
             tile[: part.shape[0], : part.shape[1]] = part
             yield tile
@@ -205,16 +228,18 @@ class _level0:
         self.path.unlink(missing_ok=True)
 
 
-def _write_level0(path: Path, tiles: Iterator[np.ndarray], size: tuple[int, int]) -> None:
+def _write_level0(path: Path, tiles: Iterator[np.ndarray], shape: tuple[int, int, int]) -> None:
+    """``shape``: (height, width, 3), or 4 for RGBA (the transparency map, unassociated)."""
     import tifffile
 
     tifffile.imwrite(
         path,
         tiles,
-        shape=(*size, 3),
+        shape=shape,
         dtype=np.uint8,
         tile=(TIFF_TILE, TIFF_TILE),
         photometric="rgb",
+        extrasamples=("unassalpha",) if shape[2] == 4 else None,
         bigtiff=True,
         # No tifffile shape description: libvips would copy it into render.tif.
         metadata=None,
@@ -260,7 +285,8 @@ def write_deepzoom(level0: Path, run_dir: Path, recipe: Recipe) -> None:
     """
     aside = Path(tempfile.mkdtemp(dir=run_dir, prefix=".deepzoom."))
     try:
-        _vips_image(level0).dzsave(str(aside / "render"), **DZI_TILE)
+        # JPEG tiles: the picture without a transparency map.
+        _vips_image(level0).extract_band(0, n=3).dzsave(str(aside / "render"), **DZI_TILE)
         recipe.write_into_dzi(aside / "render.dzi")
         (run_dir / "render.dzi").unlink(missing_ok=True)
         shutil.rmtree(run_dir / "render_files", ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from render import shards
+from render.alpha import alpha_scale, magnitude
 from render.checkpoints import SHARDS_KEY, other_world
 from render.context import ContextViews, shrink
 from render.errors import UserError
@@ -25,6 +27,8 @@ from render.schedule import TileBatches, tile_generators
 from render.store import TileStore
 from render.strips import canvas_strips
 from tiling import TilingModule
+
+log = logging.getLogger(__name__)
 
 
 class NonFiniteError(UserError):
@@ -86,6 +90,7 @@ class TileRenderer(pl.LightningModule):
         context: Sequence[tuple[int, int]] | None = None,
         shard: tuple[int, int] = (0, 1),
         init_top: int = 0,
+        alpha: bool = False,
     ) -> None:
         """Set up the canvas from ``init_canvas`` (pixels in [0, 1]) or seeded noise.
 
@@ -93,7 +98,8 @@ class TileRenderer(pl.LightningModule):
         tile is also scored in its context view at one of them, in turn (render/context.py).
         ``shard``: (rank, world size) of this process (the trainer's); its tiles are set up
         alone, from canvas rows ``init_canvas`` starting at row ``init_top`` (which need only
-        cover them).
+        cover them). ``alpha``: accumulate each tile's transparency map (render/alpha.py), which
+        :meth:`finish` adds to the tiles as a fourth channel.
         """
         super().__init__()
         self.model = model
@@ -135,6 +141,7 @@ class TileRenderer(pl.LightningModule):
             pin_memory=offload and torch.cuda.is_available(),
             state_dtype=state_dtype,
             first=self.own.start,
+            alpha=torch.zeros((len(self.own), *param.tile_size)) if alpha else None,
         )
         self.loader: TileBatches | None = None
         # Each step's objective stays on the device until it is read in bulk (see drain_scores):
@@ -200,12 +207,19 @@ class TileRenderer(pl.LightningModule):
         inner.state.clear()
         if state:
             inner.state[param] = state
-        score = self._score(self.param.decode(param), idx)
+        tiles = self.param.decode(param)
+        if self.store.alpha is not None:
+            # The backward pass computes the pixels' gradient on its way to the parameters anyway.
+            tiles.retain_grad()
+        score = self._score(tiles, idx)
         self._scores.append((self.global_step, score.detach()))
         optimizer.zero_grad()
         # The objective is a mean over the batch: times the batch size, each tile's gradient is
         # its own, whichever tiles share the batch (the same picture on any number of ranks).
         self.manual_backward(-score * len(idx))
+        if self.store.alpha is not None:
+            assert tiles.grad is not None
+            self.store.accumulate(idx, magnitude(tiles.grad))
         optimizer.step()
         # Parameters that went non-finite here make the objective non-finite when their tiles
         # come round again; before that, checkpoints, blends and outputs check the tiles.
@@ -297,6 +311,12 @@ class TileRenderer(pl.LightningModule):
         if saved != self.shard[1]:
             raise other_world(self.trainer.ckpt_path, saved, self.shard[1])
         self.store.load_state_dict(checkpoint["tile_store"])
+        if self.store.alpha is not None and checkpoint["tile_store"].get("alpha") is None:
+            log.warning(
+                "the checkpoint was saved without output.alpha: the transparency map counts "
+                "only the steps from step %d on",
+                checkpoint.get("global_step", 0),
+            )
         if self.context is not None and CONTEXT_KEY in checkpoint:
             saved = checkpoint[CONTEXT_KEY]
             # Checkpoints from before several context scales hold the one thumbnail.
@@ -307,7 +327,9 @@ class TileRenderer(pl.LightningModule):
         self.drain_scores()
 
     def finish(self) -> Tensor:
-        """After fit: this rank's tiles decoded on the host; the tile store is let go.
+        """After fit: this rank's tiles decoded on the host, with their transparency maps
+        divided by the canvas's :func:`render.alpha.alpha_scale` as a fourth channel if they
+        were accumulated (a collective then); the tile store is let go.
 
         The parameters and optimiser state matter only for resuming (checkpoints hold them),
         and Lightning has moved the module back to the CPU; dropping the store before the
@@ -315,7 +337,11 @@ class TileRenderer(pl.LightningModule):
         """
         self.store.reset_state()
         self.store.to(torch.device("cpu"))
-        pixels = self.decode_all()
+        alpha = self.store.alpha
+        pixels = self.decode_all(channels=3 if alpha is None else 4)
+        if alpha is not None:
+            pixels[:, 3] = alpha.div_(alpha_scale(alpha, self.device))
+            self.store.alpha = None
         self.store.params = self.store.params.new_empty((0, *self.store.params.shape[1:]))
         release_free_memory()
         return pixels
@@ -345,14 +371,17 @@ class TileRenderer(pl.LightningModule):
         return torch.cat(pieces)
 
     @torch.no_grad()
-    def decode_all(self) -> Tensor:
-        """This rank's tiles as RGB pixels ``[n, 3, h, w]``, on the store's device."""
+    def decode_all(self, channels: int = 3) -> Tensor:
+        """This rank's tiles as RGB pixels ``[n, 3, h, w]``, on the store's device; with
+        ``channels`` above 3, in the first three channels of a tensor that has that many
+        (the others left for the caller to fill).
+        """
         h, w = self.param.tile_size
         rows = self.store.params
-        pixels = torch.empty((rows.shape[0], 3, h, w), device=rows.device)
+        pixels = torch.empty((rows.shape[0], channels, h, w), device=rows.device)
         for chunk in self._chunks():
-            pixels[chunk] = self.param.decode(rows[chunk].to(self.device)).to(rows.device)
-        self.check_finite(pixels, f"the tiles at step {self.global_step}")
+            pixels[chunk, :3] = self.param.decode(rows[chunk].to(self.device)).to(rows.device)
+        self.check_finite(pixels[:, :3], f"the tiles at step {self.global_step}")
         return pixels
 
     @torch.no_grad()

@@ -206,11 +206,12 @@ def make_renderer(
     context: Sequence[tuple[int, int]] | None = None,
     shard: tuple[int, int] = (0, 1),
     init_top: int = 0,
+    alpha: bool = False,
 ) -> TileRenderer:
     """The Lightning module for one canvas, with the config's transforms and optimiser;
     ``context``: the context views' thumbnail sizes, taken in turn (render/context.py);
     ``shard``: (rank, world size) of this process; ``init_canvas``: canvas rows from
-    ``init_top`` that cover this rank's tiles.
+    ``init_top`` that cover this rank's tiles; ``alpha``: accumulate the transparency map.
     """
     return TileRenderer(
         model=model,
@@ -228,6 +229,7 @@ def make_renderer(
         context=context,
         shard=shard,
         init_top=init_top,
+        alpha=alpha,
     )
 
 
@@ -558,6 +560,12 @@ def _render(
             context=context_sizes(cfg, plan[0].size, size) if octave.views > 1 else None,
             shard=shard,
             init_top=init_top,
+            # Only the last octave's gradients make the transparency map: they are taken with
+            # respect to the written picture's own pixels, and its tiles' context views bring
+            # in the composition the first octave set (the gradient of a tile's score in its
+            # view reaches its pixels). An earlier octave's map would have to be enlarged and
+            # rescaled to another pixel size to be added, and would blur the last one's.
+            alpha=cfg.output.alpha and octave.index == len(plan) - 1,
         )
         del init_canvas
         trainer.fit(module, ckpt_path=str(ckpt) if octave.index == start and ckpt else None)

@@ -14,8 +14,9 @@ from torch import Tensor, nn
 
 class TileStore:
     """Rows of parameters ``[n, *param_shape]`` of tiles ``first .. first + n - 1`` (a rank's
-    own block; all tiles in one process) plus per-tile optimiser state. Tile indices given to
-    its methods are the canvas's.
+    own block; all tiles in one process) plus per-tile optimiser state and, for a transparency
+    map (render/alpha.py), an accumulator ``[n, h, w]`` beside them. Tile indices given to its
+    methods are the canvas's.
 
     A torch optimiser steps one batch at a time: :meth:`swap_in` builds a fresh parameter from
     the batch's rows and hands the optimiser exactly those rows' state; :meth:`swap_out` writes
@@ -28,14 +29,17 @@ class TileStore:
         pin_memory: bool = False,
         state_dtype: torch.dtype | None = None,
         first: int = 0,
+        alpha: Tensor | None = None,
     ) -> None:
         """Own ``params`` (one row per tile, from tile ``first``); ``pin_memory`` speeds
         host-to-device copies.
 
         ``state_dtype`` stores the optimiser's per-element state of idle tiles more compactly
-        (bfloat16 halves it); the optimiser still steps in the parameters' dtype.
+        (bfloat16 halves it); the optimiser still steps in the parameters' dtype. ``alpha``:
+        the tiles' transparency accumulators (one row per tile), kept where the rows are.
         """
         self.params = params.pin_memory() if pin_memory else params
+        self.alpha = alpha
         self.pin_memory = pin_memory
         self.state_dtype = state_dtype or params.dtype
         self.first = first
@@ -118,6 +122,15 @@ class TileStore:
                     self.state[key] = rows
                 rows[index.on(rows)] = value.detach().to(rows.device, rows.dtype)
 
+    def accumulate(self, idx: Tensor, magnitude: Tensor) -> None:
+        """Add ``magnitude`` ``[len(idx), h, w]`` to the transparency accumulators of tiles
+        ``idx`` (a CPU tensor); like :meth:`swap_out`, it waits for the device only when the
+        rows are offloaded to the host.
+        """
+        assert self.alpha is not None, "a store without transparency accumulators"
+        index = Indices(idx - self.first).on(self.alpha)
+        self.alpha.index_add_(0, index, magnitude.detach().to(self.alpha.device, self.alpha.dtype))
+
     def reset_state(self) -> None:
         """Drop the optimiser state (a new octave starts its tiles' optimisers afresh)."""
         self.state = {}
@@ -127,6 +140,8 @@ class TileStore:
     def to(self, device: torch.device) -> None:
         """Move the rows (not the per-tile scalars, which stay where the optimiser keeps them)."""
         self.params = self.params.to(device)
+        if self.alpha is not None:
+            self.alpha = self.alpha.to(device)
         self.state = {k: v.to(device) if v.dim() > 1 else v for k, v in self.state.items()}
 
     def state_dict(self) -> dict[str, Any]:
@@ -138,10 +153,15 @@ class TileStore:
             "state": self.state,
             "scalar_devices": devices,
             "updates": self.updates,
+            "alpha": self.alpha,
         }
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict`, keeping this store's device and pinning."""
+        """Restore from :meth:`state_dict`, keeping this store's device and pinning.
+
+        A store with accumulators keeps them at zero when the checkpoint has none (it was saved
+        without ``output.alpha``), and one without ignores the checkpoint's.
+        """
         held = range(saved.get("first", 0), saved.get("first", 0) + saved["params"].shape[0])
         if saved["params"].shape[1:] != self.params.shape[1:] or held != self.tiles:
             raise RuntimeError(
@@ -158,6 +178,8 @@ class TileStore:
             for key, value in saved["state"].items()
         }
         self.updates = saved["updates"].cpu()
+        if self.alpha is not None and saved.get("alpha") is not None:
+            self.alpha.copy_(saved["alpha"])
 
 
 class Indices:

@@ -3,7 +3,8 @@
 ``canvas_strips`` blends, for each band of rows, only the tile rows that cross it, with the
 tiling's own weights and in the order ``TilingModule.rebuild_with_masks`` adds them, so each band
 is that rebuild's rows (clamped to [0, 1]) (``render.shards.add_tiles``). It keeps one band and
-one row of tiles alive.
+one row of tiles alive. The tiles may have more channels than RGB (a transparency map in
+[0, 1]: render/alpha.py); each is blended alike.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from tiling import TilingModule
 
 __all__ = ["Fetch", "canvas_strips", "fetch_order"]
 
-# Decoded RGB tiles [k, 3, h, w] (CPU) of the tile indices given (a CPU LongTensor, increasing).
+# Decoded tiles [k, c, h, w] (CPU; RGB, then any other channels in [0, 1]) of the tile indices
+# given (a CPU LongTensor, increasing).
 Fetch = Callable[[Tensor], Tensor]
 
 
@@ -50,8 +52,8 @@ def fetch_order(tiling: TilingModule, rows: int) -> Iterator[Tensor]:
 def canvas_strips(
     tiling: TilingModule, fetch: Fetch, rows: int, border: int | None = None
 ) -> Iterator[tuple[int, Tensor]]:
-    """Yield ``(top, band)``, ``band`` = ``[3, rows_here, W]`` in [0, 1] on the tiles' device,
-    top to bottom.
+    """Yield ``(top, band)``, ``band`` = ``[c, rows_here, W]`` in [0, 1] on the tiles' device
+    (``c``: the tiles' channels), top to bottom.
 
     Each band equals ``tiling.rebuild_with_masks(tiles, border=border).clamp(0, 1)[0, :,
     top:top + rows_here]``; ``border`` outlines every tile in red, as that rebuild does.
@@ -67,7 +69,8 @@ def canvas_strips(
             if band is None:
                 out_dtype = tiles.dtype
                 dtype = tiling._accumulation_dtype(tiles.dtype)
-                band = torch.zeros((3, bottom - top, width), dtype=dtype, device=tiles.device)
+                shape = (tiles.shape[1], bottom - top, width)
+                band = torch.zeros(shape, dtype=dtype, device=tiles.device)
             add_tiles(tiling, band, top, [(tiles.to(band.dtype), index)])
             del tiles
         assert band is not None, "every canvas row is covered by a tile"
@@ -85,7 +88,8 @@ def _draw_borders(
     tile: tuple[int, int],
     border: int,
 ) -> None:
-    """Outline, in red, every tile edge that crosses the band (``rebuild``'s ``border``)."""
+    """Outline, in red, every tile edge that crosses the band (``rebuild``'s ``border``);
+    channels after RGB are left as they are."""
     if border <= 0:
         raise ValueError(f"border must be a positive number of pixels or None, got {border}")
     th, tw = tile

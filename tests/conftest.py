@@ -122,8 +122,16 @@ def kill_two_ranks_in_octave2(run_dir: Path, *overrides: str) -> None:
     # Its own session: kill -9 reaches the launcher and the process it started.
     process = start_render(*overrides, f"hydra.run.dir={run_dir}", session=True)
     octave2 = run_dir / "checkpoints" / "octave2"
+
+    def saved_by_both() -> bool:
+        # Each rank writes its own file, in either order.
+        return any(
+            path.with_name(path.name.removesuffix(".rank1-of-2")).exists()
+            for path in octave2.glob("step=*.ckpt.rank1-of-2")
+        )
+
     deadline = time.monotonic() + 300
-    while not list(octave2.glob("step=*.ckpt.rank1-of-2")) and time.monotonic() < deadline:
+    while not saved_by_both() and time.monotonic() < deadline:
         assert process.poll() is None, "the render ended before its second octave's checkpoint"
         time.sleep(0.01)
     os.killpg(process.pid, signal.SIGKILL)

@@ -102,6 +102,9 @@ def test_blends_and_disk_follow_the_plan():
     assert disk["render.png"] == round(448 * 448 * estimate.PNG_BYTES_PER_PIXEL)
     assert disk["progress.gif"] == round(17 * 448 * 448 * estimate.GIF_BYTES_PER_PIXEL)
     assert "render.tif" not in disk, "only the files output.* chooses are counted"
+    alpha = estimate.disk_bytes(compose_render("output.alpha=true"), [octave], 3, world=1)
+    assert alpha["render_alpha.png"] == round(448 * 448 * estimate.ALPHA_BYTES_PER_PIXEL)
+    assert alpha["render.png"] == disk["render.png"] + alpha["render_alpha.png"]
     poster = Octave(1, (16384, 16384), 9604, 1, 1.0)
     large = estimate.disk_bytes(compose_render(), [poster], tiles_per_step=3, world=1)
     assert large["render.tif"] == round(16384**2 * estimate.TIFF_BYTES_PER_PIXEL)
@@ -135,14 +138,20 @@ def test_the_outputs_are_timed_in_the_formats_the_canvas_gets(monkeypatch):
 
     def write(tiling, fetch, folder, border, chosen, *, recipe):
         assert tiling._base_size == [estimate.OUTPUT_PROBE_SIDE] * 2
-        assert fetch(torch.tensor([0, 5])).shape == (2, 3, 224, 224)
-        written.append((chosen.png, chosen.tiff, chosen.deepzoom))
+        # With output.alpha, the tiles carry a stand-in map as a fourth channel.
+        assert fetch(torch.tensor([0, 5])).shape == (2, 3 + chosen.alpha, 224, 224)
+        written.append((chosen.png, chosen.tiff, chosen.deepzoom, chosen.alpha))
 
     class Tiles:
-        def decode_all(self):
-            return torch.rand(4, 3, 224, 224)
+        def decode_all(self, channels=3):
+            return torch.rand(4, channels, 224, 224)
 
     monkeypatch.setattr(estimate, "write_pictures", write)
     for side in (448, 16384):
         estimate.time_outputs(compose_render(), Tiles(), (side, side))
-    assert written == [(True, False, False), (False, True, True)]
+    estimate.time_outputs(compose_render("output.alpha=true"), Tiles(), (448, 448))
+    assert written == [
+        (True, False, False, False),
+        (False, True, True, False),
+        (True, False, False, True),
+    ]

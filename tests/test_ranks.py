@@ -73,7 +73,9 @@ def test_one_and_two_processes_render_the_same_picture(tmp_path):
     # number of ranks (3 tiles of a rank's shard of 5 or 4: batches of 2 and 1 or 2 and 2).
     same = [o for o in TWO_RANKS if not o.startswith(("trainer.", "render.blend_every"))]
     same += ["render.updates_per_tile=4", "render.blend_every=1", "trainer.accelerator=cpu"]
-    pictures = []
+    # With the transparency map: each rank accumulates its own tiles', blended in the writing.
+    same += ["output.alpha=true"]
+    pictures, alphas = [], []
     for devices in (1, 2):
         run_dir = tmp_path / f"devices{devices}"
         extra = ["trainer.devices=2", "trainer.strategy=ddp"] if devices == 2 else []
@@ -87,8 +89,12 @@ def test_one_and_two_processes_render_the_same_picture(tmp_path):
         assert result.returncode == 0, result.stderr[-2000:]
         with Image.open(run_dir / "render.png") as png:
             pictures.append(np.asarray(png.convert("RGB")))
+        with Image.open(run_dir / "render_alpha.png") as png:
+            alphas.append(np.asarray(png))
     one, two = pictures
     assert psnr(one, two) > 40, f"PSNR {psnr(one, two):.1f} dB"
+    assert psnr(*alphas) > 30, f"alpha PSNR {psnr(*alphas):.1f} dB"
+    assert alphas[0].std() > 10
     # A picture, not a flat canvas on which any two renders would agree.
     assert one.std() > 8  # the starting noise: below 1
 
@@ -105,6 +111,8 @@ RESUMABLE = [
     "trainer.accelerator=cpu",
     "trainer.max_steps=12",
     "checkpoint.every_n_steps=4",
+    # The transparency map's accumulators are saved with each rank's tiles.
+    "output.alpha=true",
 ]
 
 
@@ -126,5 +134,5 @@ def test_two_processes_killed_resume_to_the_same_picture_and_another_count_is_re
     assert "trainer.devices is 2 there, 1 here" in errors[0]
 
     run_render(*RESUMABLE, *ddp, "resume=true", f"hydra.run.dir={run_dir}")
-    whole = (tmp_path / "whole" / "render.png").read_bytes()
-    assert (run_dir / "render.png").read_bytes() == whole
+    for name in ("render.png", "render_alpha.png"):
+        assert (run_dir / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
