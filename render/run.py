@@ -206,11 +206,13 @@ def make_renderer(
     context: Sequence[tuple[int, int]] | None = None,
     shard: tuple[int, int] = (0, 1),
     init_top: int = 0,
+    photo: Tensor | None = None,
 ) -> TileRenderer:
     """The Lightning module for one canvas, with the config's transforms and optimiser;
     ``context``: the context views' thumbnail sizes, taken in turn (render/context.py);
     ``shard``: (rank, world size) of this process; ``init_canvas``: canvas rows from
-    ``init_top`` that cover this rank's tiles.
+    ``init_top`` that cover this rank's tiles; ``photo``: the initial photo at the canvas's
+    size, for objectives that compare with it.
     """
     return TileRenderer(
         model=model,
@@ -228,6 +230,7 @@ def make_renderer(
         context=context,
         shard=shard,
         init_top=init_top,
+        photo=photo,
     )
 
 
@@ -438,6 +441,11 @@ def prepare(
     """
     objective.validate(model.layer_channels())
     init = build(cfg.init)
+    if objective.photo_layers and init.size() is None:
+        raise UserError(
+            f"the objective {objective!r} compares the render with the photo it starts from; "
+            f"give one: init=image init.path=PHOTO"
+        )
     base = canvas_size(cfg, init)
     Pictures.choose(cfg.output, base)
     make_tiling(cfg.tiling, base)
@@ -558,6 +566,7 @@ def _render(
             context=context_sizes(cfg, plan[0].size, size) if octave.views > 1 else None,
             shard=shard,
             init_top=init_top,
+            photo=init.canvas(size) if objective.photo_layers else None,
         )
         del init_canvas
         trainer.fit(module, ckpt_path=str(ckpt) if octave.index == start and ckpt else None)
