@@ -16,7 +16,7 @@ from torch import Tensor
 
 from render.peers import distributed, peers_alive
 
-__all__ = ["QUANTILE", "alpha_scale", "magnitude"]
+__all__ = ["QUANTILE", "alpha_scale", "magnitude", "unscaled"]
 
 #: The share of the tiles' accumulated values below the one that maps to full opacity. The
 #: gradient's magnitude has a long tail (a few pixels where the model's strongest units look
@@ -32,6 +32,16 @@ def magnitude(grad: Tensor) -> Tensor:
     """``[n, h, w]``: the magnitude of the gradients ``[n, 3, h, w]`` at each pixel, the sum of
     its channels' absolute values (MaCo accumulates each channel's and shows their mean)."""
     return grad.abs().sum(dim=1)
+
+
+def unscaled(grad: Tensor, scaler: torch.amp.GradScaler | None) -> Tensor:
+    """``grad`` as the objective's own when 16-bit mixed precision's ``scaler`` multiplied the
+    loss (its scale changes from step to step); pixels whose scaled gradient overflowed (a step
+    the scaler skips) count zero."""
+    if scaler is None:
+        return grad
+    grad = grad / scaler.get_scale()
+    return torch.where(grad.isfinite(), grad, 0.0)
 
 
 def alpha_scale(rows: Tensor, device: torch.device) -> float:

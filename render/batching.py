@@ -15,6 +15,7 @@ from render.config import build
 from render.errors import UserError
 from render.models import FeatureModel
 from render.objectives import Objective
+from render.objectives.accentuate import photo_activations
 from render.objectives.spatial import canvas_points
 from render.params import Parameterization
 from render.schedule import step_generator
@@ -56,7 +57,12 @@ def probe(
             tile = param.tile_size
             starts = torch.zeros((n, 2), dtype=torch.long)
             points = canvas_points(transforms, starts, tile, tile, step_generator(0, k)).to(device)
-        objective.evaluate(model.capture(images, layers), images, points).backward()
+        activations = model.capture(images, layers)
+        if objective.photo_layers:
+            # The photo's views cost a forward pass without gradients; any pixels measure it.
+            photo = sorted(objective.photo_layers)
+            activations |= photo_activations(model.capture, images.detach(), photo)
+        objective.evaluate(activations, images, points).backward()
 
     return step
 

@@ -336,6 +336,18 @@ class MaskObjective:
     """Colour (``'#rrggbb'`` or a name) -> objective config."""
 
 
+@dataclass
+class AccentuateObjective:
+    _target_: str = "render.objectives.accentuate"
+    target: Any = MISSING
+    """The feature to raise: an objective option (``objective@objective.target=channel``)."""
+    keep_layer: str = MISSING
+    """The earlier layer whose activations stay close to the photo's own."""
+    keep_weight: float = rule(NON_NEGATIVE, 1.0)
+    """Weight of the distance to the photo's activations (the paper's lambda); 0: the target
+    alone."""
+
+
 # --- parameterisations, transforms, initial image, optimiser -------------------------------
 
 
@@ -403,7 +415,8 @@ class NoiseInit:
 class ImageInit:
     _target_: str = "render.initial.ImageInit"
     path: str = MISSING
-    """The photo, resized to ``tiling.base_size`` when that is given."""
+    """The photo, resized to ``tiling.base_size`` when that is given; a relative path not in
+    the working folder is looked up next to the configs (``configs/photos/chelsea.jpg``)."""
 
 
 @dataclass
@@ -465,6 +478,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "interpolate": InterpolateObjective,
         "atlas": AtlasObjective,
         "mask": MaskObjective,
+        "accentuate": AccentuateObjective,
     },
     "param": {"fft": FourierParamConfig, "maco": MacoParamConfig, "pixel": PixelParamConfig},
     "transforms": {"standard": StandardTransformsConfig, "none": NoTransformsConfig},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -13,13 +13,14 @@ import torch.distributed as dist
 from torch import Tensor
 
 from render import shards
-from render.alpha import alpha_scale, magnitude
+from render.alpha import alpha_scale, magnitude, unscaled
 from render.checkpoints import SHARDS_KEY, other_world
 from render.context import ContextViews, shrink
 from render.errors import UserError
 from render.memory import release_free_memory
 from render.models import FeatureModel
 from render.objectives import Objective
+from render.objectives.accentuate import photo_activations
 from render.objectives.spatial import canvas_points
 from render.params import Parameterization
 from render.peers import distributed, peers_alive
@@ -91,6 +92,7 @@ class TileRenderer(pl.LightningModule):
         shard: tuple[int, int] = (0, 1),
         init_top: int = 0,
         alpha: bool = False,
+        photo: Tensor | None = None,
     ) -> None:
         """Set up the canvas from ``init_canvas`` (pixels in [0, 1]) or seeded noise.
 
@@ -99,7 +101,10 @@ class TileRenderer(pl.LightningModule):
         ``shard``: (rank, world size) of this process (the trainer's); its tiles are set up
         alone, from canvas rows ``init_canvas`` starting at row ``init_top`` (which need only
         cover them). ``alpha``: accumulate each tile's transparency map (render/alpha.py), which
-        :meth:`finish` adds to the tiles as a fourth channel.
+        :meth:`finish` adds to the tiles as a fourth channel. ``photo``: the initial photo at
+        this canvas's size ``[1, 3, H, W]``, whose tiles the model also sees when the objective
+        reads activations on the photo (``Objective.photo_layers``); a photo's render has no
+        context views.
         """
         super().__init__()
         self.model = model
@@ -116,6 +121,9 @@ class TileRenderer(pl.LightningModule):
         # Objectives that change across the canvas are told where each pixel lies; any other
         # callable objective is scored from the activations and images alone.
         self.spatial = isinstance(objective, Objective) and objective.spatial
+        self.photo_layers = (
+            sorted(objective.photo_layers) if isinstance(objective, Objective) else []
+        )
         # (y, x) of every tile's top-left pixel.
         self._tile_starts = torch.tensor(tiling.tile_coords())
         self.context = (
@@ -136,6 +144,10 @@ class TileRenderer(pl.LightningModule):
         else:
             params = torch.empty((len(self.own), *param.param_shape))
             self._encode_canvas_into(init_canvas, params, init_top)
+        if self.photo_layers and photo is None:
+            raise ValueError(f"{objective!r} reads the photo's activations: give the photo")
+        # This rank's tiles of the photo, on the host: a batch's are moved with its step.
+        self.photo = None if photo is None else torch.cat(list(self._canvas_tiles(photo)))
         self.store = TileStore(
             params,
             pin_memory=offload and torch.cuda.is_available(),
@@ -219,7 +231,8 @@ class TileRenderer(pl.LightningModule):
         self.manual_backward(-score * len(idx))
         if self.store.alpha is not None:
             assert tiles.grad is not None
-            self.store.accumulate(idx, magnitude(tiles.grad))
+            scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+            self.store.accumulate(idx, magnitude(unscaled(tiles.grad, scaler)))
         optimizer.step()
         # Parameters that went non-finite here make the objective non-finite when their tiles
         # come round again; before that, checkpoints, blends and outputs check the tiles.
@@ -241,6 +254,8 @@ class TileRenderer(pl.LightningModule):
             spans = torch.cat([tile.expand(len(idx), 2), view_spans])
         seen = self.transforms(images, self._generators(idx))
         activations = self.model.capture(seen, self.layers)
+        if self.photo_layers:
+            activations |= self._photo_activations(idx)
         if not self.spatial:
             return self.objective(activations, seen)
         points = canvas_points(
@@ -252,6 +267,15 @@ class TileRenderer(pl.LightningModule):
             spans,
         )
         return self.objective.evaluate(activations, seen, points.to(self.device, non_blocking=True))
+
+    def _photo_activations(self, idx: Tensor) -> dict[str, Tensor]:
+        """The photo layers' activations on the photo's tiles ``idx``, seen through the same
+        draw of the transforms as the render's tiles (fresh generators draw the same).
+        """
+        assert self.photo is not None  # __init__ requires it
+        photo = self.photo[idx - self.own.start].to(self.device, non_blocking=True)
+        views = self.transforms(photo, self._generators(idx))
+        return photo_activations(self.model.capture, views, self.photo_layers)
 
     def _generators(self, idx: Tensor) -> list[torch.Generator]:
         """One generator per image the model sees of tiles ``idx`` (the tiles, then any context
@@ -384,21 +408,24 @@ class TileRenderer(pl.LightningModule):
         self.check_finite(pixels[:, :3], f"the tiles at step {self.global_step}")
         return pixels
 
-    @torch.no_grad()
-    def _encode_canvas_into(self, canvas: Tensor, rows: Tensor, top: int = 0) -> None:
-        """Encode this rank's tiles of ``canvas`` [1, 3, rows, W] (canvas rows from row ``top``)
-        into ``rows``, a chunk of tiles at a time.
-
-        The same tiles as ``tiling.split_into_tiles(canvas)``, without holding all of them at
-        once (on a large canvas that stack is as large as the parameters).
+    def _canvas_tiles(self, canvas: Tensor, top: int = 0) -> Iterator[Tensor]:
+        """This rank's tiles of ``canvas`` [1, 3, rows, W] (canvas rows from row ``top``), a
+        chunk at a time: the same tiles as ``tiling.split_into_tiles(canvas)``.
         """
         h, w = self.param.tile_size
         coords = self.tiling.tile_coords()[self.own.start : self.own.stop]
-        chunks = (
-            torch.cat([canvas[:, :, y - top : y - top + h, x : x + w] for y, x in coords[chunk]])
-            for chunk in self._chunks()
-        )
-        self._encode_into(chunks, rows, canvas.device)
+        for chunk in self._chunks():
+            yield torch.cat(
+                [canvas[:, :, y - top : y - top + h, x : x + w] for y, x in coords[chunk]]
+            )
+
+    @torch.no_grad()
+    def _encode_canvas_into(self, canvas: Tensor, rows: Tensor, top: int = 0) -> None:
+        """Encode this rank's tiles of ``canvas`` (rows from row ``top``) into ``rows``, a chunk
+        of tiles at a time: never all of them at once (on a large canvas that stack is as large
+        as the parameters).
+        """
+        self._encode_into(self._canvas_tiles(canvas, top), rows, canvas.device)
 
     @torch.no_grad()
     def _encode_into(self, chunks: Iterable[Tensor], rows: Tensor, device: torch.device) -> None:

@@ -207,11 +207,13 @@ def make_renderer(
     shard: tuple[int, int] = (0, 1),
     init_top: int = 0,
     alpha: bool = False,
+    photo: Tensor | None = None,
 ) -> TileRenderer:
     """The Lightning module for one canvas, with the config's transforms and optimiser;
     ``context``: the context views' thumbnail sizes, taken in turn (render/context.py);
     ``shard``: (rank, world size) of this process; ``init_canvas``: canvas rows from
-    ``init_top`` that cover this rank's tiles; ``alpha``: accumulate the transparency map.
+    ``init_top`` that cover this rank's tiles; ``alpha``: accumulate the transparency map;
+    ``photo``: the initial photo at the canvas's size, for objectives that compare with it.
     """
     return TileRenderer(
         model=model,
@@ -230,6 +232,7 @@ def make_renderer(
         shard=shard,
         init_top=init_top,
         alpha=alpha,
+        photo=photo,
     )
 
 
@@ -440,6 +443,11 @@ def prepare(
     """
     objective.validate(model.layer_channels())
     init = build(cfg.init)
+    if objective.photo_layers and init.size() is None:
+        raise UserError(
+            f"the objective {objective!r} compares the render with the photo it starts from; "
+            f"give one: init=image init.path=PHOTO"
+        )
     base = canvas_size(cfg, init)
     Pictures.choose(cfg.output, base)
     make_tiling(cfg.tiling, base)
@@ -566,6 +574,7 @@ def _render(
             # view reaches its pixels). An earlier octave's map would have to be enlarged and
             # rescaled to another pixel size to be added, and would blur the last one's.
             alpha=cfg.output.alpha and octave.index == len(plan) - 1,
+            photo=init.canvas(size) if objective.photo_layers else None,
         )
         del init_canvas
         trainer.fit(module, ckpt_path=str(ckpt) if octave.index == start and ckpt else None)

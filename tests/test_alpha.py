@@ -13,7 +13,7 @@ from conftest import TINY, a_recipe, made_once, run_render
 from omegaconf import OmegaConf
 from PIL import Image
 
-from render.alpha import QUANTILE, alpha_scale, magnitude
+from render.alpha import QUANTILE, alpha_scale, magnitude, unscaled
 from render.budget import tile_bytes
 from render.config import OutputConfig
 from render.errors import UserError
@@ -165,3 +165,10 @@ def test_the_scale_is_the_quantile_of_the_accumulated_values() -> None:
 def test_the_accumulators_are_counted_in_a_tiles_memory() -> None:
     param = PixelParam((24, 32))
     assert tile_bytes(param, alpha=True) - tile_bytes(param) == 24 * 32 * 4
+
+
+def test_a_mixed_precision_gradient_is_unscaled_and_an_overflow_counts_zero() -> None:
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    grad = torch.tensor([[2048.0, float("inf")], [-512.0, float("nan")]])
+    assert unscaled(grad, scaler).tolist() == [[2.0, 0.0], [-0.5, 0.0]]
+    assert unscaled(grad, None) is grad  # full precision and bf16: the loss is not scaled

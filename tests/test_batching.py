@@ -8,7 +8,7 @@ from render import batching
 from render.config import check_values
 from render.errors import UserError
 from render.models import efficientnet_lite0
-from render.objectives import channel, interpolate
+from render.objectives import accentuate, channel, interpolate
 from render.params import FourierParam
 from render.transforms import RobustnessTransforms
 
@@ -94,8 +94,12 @@ def test_auto_on_the_cpu_takes_two_tiles_per_core_within_the_shard(monkeypatch, 
 
 @pytest.mark.parametrize(
     "objective",
-    [channel("blocks.2.0", 3), interpolate(channel("blocks.2.0", 3), channel("blocks.2.0", 4))],
-    ids=["channel", "interpolate"],
+    [
+        channel("blocks.2.0", 3),
+        interpolate(channel("blocks.2.0", 3), channel("blocks.2.0", 4)),
+        accentuate(channel("blocks.2.0", 3), "blocks.1"),
+    ],
+    ids=["channel", "interpolate", "accentuate"],
 )
 def test_the_probe_runs_a_steps_forward_and_backward(objective):
     seen = []

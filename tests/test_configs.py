@@ -128,6 +128,7 @@ OPTION_SCHEMAS: dict[str, dict[str, type]] = {
         "interpolate": config.InterpolateObjective,
         "atlas": config.AtlasObjective,
         "mask": config.MaskObjective,
+        "accentuate": config.AccentuateObjective,
     },
     "param": {
         "fft": config.FourierParamConfig,
@@ -346,7 +347,7 @@ def test_objective_options_build_and_validate_against_the_model(
     kwargs = OmegaConf.to_container(cfg.objective, resolve=True)
     del kwargs["_target_"]
     # Nested objective configs are checked in their own tests.
-    if name not in ("sum", "interpolate", "mask"):
+    if name not in ("sum", "interpolate", "mask", "accentuate"):
         assert objective == factory(**kwargs)
 
 
@@ -359,6 +360,17 @@ def test_objective_overrides_reach_the_objective(lite0_channels: dict[str, int])
     assert build(cfg.objective) == objectives.class_logit(1)
     cfg = compose_render("objective=deepdream", "objective.layer=conv_stem")
     assert build(cfg.objective) == objectives.deepdream("conv_stem")
+
+
+def test_objective_accentuate_builds_its_target_and_the_keep_term() -> None:
+    cfg = compose_render(
+        "objective=accentuate",
+        "objective@objective.target=channel",
+        "objective.target.channel=3",
+        "objective.keep_weight=0.5",
+    )
+    target = objectives.channel(cfg.objective.target.layer, 3)
+    assert build(cfg.objective) == objectives.accentuate(target, "blocks.2", 0.5)
 
 
 def test_objective_sum_builds_each_term_with_its_weight() -> None:
@@ -380,8 +392,9 @@ def test_objective_sum_builds_each_term_with_its_weight() -> None:
         (["objective=class_logit", "objective.class_index=1000"], "1000"),
         (["objective=direction", "objective.layer=conv_stem"], "32 channels"),
         (["objective=sum", "objective.terms.0.objective.channel=99999"], "99999"),
+        (["objective=accentuate", "objective.keep_layer=blocks.99"], "blocks.99"),
     ],
-    ids=["channel", "neuron", "deepdream", "class_logit", "direction", "sum"],
+    ids=["channel", "neuron", "deepdream", "class_logit", "direction", "sum", "accentuate"],
 )
 def test_objective_validation_rejects_what_the_model_lacks(
     overrides: list[str], expected: str, lite0_channels: dict[str, int]

@@ -108,6 +108,10 @@ def test_deep_dream_on_a_photo_takes_its_size_and_runs_octaves(tmp_path):
         (["objective.channel=5000"], "5000"),
         (["objective=class_logit", "objective.class_index=1000"], "1000"),
         (["init=image", "init.path=/no/such/photo.jpg"], "/no/such/photo.jpg"),
+        (
+            ["experiment=accentuate", "objective=accentuate", "objective.keep_layer=blocks.9"],
+            "keep_photo(blocks.9): unknown layer 'blocks.9'",
+        ),
     ],
 )
 def test_user_mistakes_end_with_one_clear_line(tmp_path, overrides, message):

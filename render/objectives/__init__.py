@@ -3,6 +3,7 @@
 Every factory here is Hydra-instantiable, e.g. ``_target_: render.objectives.channel``.
 """
 
+from render.objectives.accentuate import accentuate, keep_photo
 from render.objectives.activations import (
     channel,
     class_logit,
@@ -26,6 +27,7 @@ __all__ = [
     "Objective",
     "WeightMap",
     "WeightedSum",
+    "accentuate",
     "atlas",
     "atlas_from_config",
     "channel",
@@ -36,6 +38,7 @@ __all__ = [
     "direction",
     "diversity",
     "interpolate",
+    "keep_photo",
     "l1",
     "l2",
     "mask",

@@ -86,6 +86,13 @@ class Objective(abc.ABC):
     def layers(self) -> frozenset[str]:
         """Names of the layers whose activations this objective reads."""
 
+    @property
+    def photo_layers(self) -> frozenset[str]:
+        """Layers whose activations on the initial photo this objective also reads (under
+        :func:`render.objectives.accentuate.on_photo` names; see ``keep_photo``).
+        """
+        return frozenset()
+
     @abc.abstractmethod
     def __call__(self, activations: Mapping[str, Tensor], images: Tensor) -> Tensor:
         """Return the 0-d score of this tile batch; higher is better."""
@@ -213,6 +220,11 @@ class WeightedSum(Objective):
         """Union of the layers of all terms."""
         return frozenset().union(*(term.layers for _, term in self.weighted_terms))
 
+    @property
+    def photo_layers(self) -> frozenset[str]:
+        """Union of the photo layers of all terms."""
+        return frozenset().union(*(term.photo_layers for _, term in self.weighted_terms))
+
     def terms(self) -> tuple[tuple[float, Objective], ...]:
         """Return the flat ``(weight, leaf objective)`` pairs of this sum."""
         return self.weighted_terms
@@ -292,6 +304,11 @@ class Masked(Objective):
     def layers(self) -> frozenset[str]:
         """The layers of the weighted objective."""
         return self.objective.layers
+
+    @property
+    def photo_layers(self) -> frozenset[str]:
+        """The photo layers of the weighted objective."""
+        return self.objective.photo_layers
 
     @property
     def spatial(self) -> bool:
