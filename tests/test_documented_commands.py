@@ -218,7 +218,9 @@ class StandIn:
 
 
 class StandInObjective:
-    """An objective of a stood-in model: one that reads any layer."""
+    """An objective of a stood-in model: one that reads any layer, and none on a photo."""
+
+    photo_layers: frozenset[str] = frozenset()
 
     def validate(self, channels: EveryLayer) -> None:
         pass
