@@ -192,15 +192,6 @@ def canvas_points(
     return (corner + (local + 1) * half) / size
 
 
-def _weights_like(weights: WeightMap, points: Tensor, values: Tensor) -> Tensor:
-    """The map's weight for every entry of ``values`` ([n] per tile, or [n, h, w] per position)."""
-    at_pixels = weights(points)
-    if values.ndim == 1:
-        return at_pixels.mean(dim=(1, 2))
-    # Each activation position covers a block of pixels: its weight is the map's mean there.
-    return F.adaptive_avg_pool2d(at_pixels[:, None], (values.shape[-2], values.shape[-1]))[:, 0]
-
-
 def weights_like(weights: WeightMap, points: Tensor, values: Tensor) -> Tensor:
     """The map's weight for every entry of ``values`` ([n] per tile, or [n, h, w] per position)."""
     at_pixels = weights(points)
