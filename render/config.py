@@ -522,6 +522,18 @@ def config_dir() -> str:
     return str(installed if installed.is_dir() else package.parent / "configs")
 
 
+def find_shipped(path: str | Path) -> Path:
+    """``path``; a relative one that is not in the working folder may be a file shipped with
+    the configs (``configs/photos/chelsea.jpg``, ``configs/masks/wave.png``), found there from
+    any folder or install.
+    """
+    given = Path(path).expanduser()
+    shipped = Path(config_dir()).parent / given
+    return (
+        shipped if not given.is_absolute() and not given.exists() and shipped.is_file() else given
+    )
+
+
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     """The render config of ``python scripts/render.py OVERRIDES...``, as a DictConfig."""
     return compose_with_choices(overrides)[0]

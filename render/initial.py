@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from render.config import config_dir
+from render.config import find_shipped
 from render.errors import UserError
 
 
@@ -25,23 +23,12 @@ class NoiseInit:
         return None
 
 
-def find_photo(path: str) -> Path:
-    """``path``; a relative one that is not in the working folder may be a photo shipped with
-    the configs (``configs/photos/chelsea.jpg``), found there from any folder or install.
-    """
-    given = Path(path).expanduser()
-    shipped = Path(config_dir()).parent / given
-    return (
-        shipped if not given.is_absolute() and not given.exists() and shipped.is_file() else given
-    )
-
-
 class ImageInit:
     """Start from a photo, resized to the canvas."""
 
     def __init__(self, path: str) -> None:
         """Read ``path`` now, so that a bad path fails before any work is done."""
-        self.path = find_photo(path)
+        self.path = find_shipped(path)
         if not self.path.is_file():
             raise UserError(f"init.path {str(self.path)!r} is not a file; give an image file")
         try:

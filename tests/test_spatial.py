@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
-from conftest import coordinate_canvas, run_render
+from conftest import ROOT, coordinate_canvas, run_render
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -29,6 +29,7 @@ from render.objectives import (
     mask,
     total_variation,
 )
+from render.objectives.mask import read_mask
 from render.objectives.spatial import canvas_points
 from render.transforms import NoTransforms, RobustnessTransforms
 from tiling import TilingModule
@@ -304,6 +305,18 @@ def test_mask_regions_rule_their_colour_and_share_a_soft_edge(tmp_path: Path) ->
     # Colour names and [r, g, b] name colours too.
     named = mask(str(path), {(255, 128, 0): class_logit(1), "0040FF": class_logit(2)})
     assert named == objective
+
+
+def test_the_shipped_mask_is_found_from_any_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """experiment=mask_wave names configs/masks/wave.png: found beside the configs from a folder
+    that has no configs/ of its own (an installed package too)."""
+    monkeypatch.chdir(tmp_path)
+    with Image.open(ROOT / "configs" / "masks" / "wave.png") as shipped:
+        assert read_mask("configs/masks/wave.png").shape == (shipped.height, shipped.width, 3)
+    with pytest.raises(UserError, match=r"'configs/masks/none\.png' is not a file"):
+        read_mask("configs/masks/none.png")
 
 
 @pytest.mark.parametrize(

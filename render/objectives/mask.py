@@ -17,6 +17,7 @@ import torch
 from PIL import Image, ImageColor, UnidentifiedImageError
 from torch import Tensor
 
+from render.config import find_shipped
 from render.errors import UserError
 from render.objectives.base import Objective
 from render.objectives.checks import require_objective
@@ -58,7 +59,7 @@ def parse_colour(spec: object) -> Colour:
 
 def read_mask(path: str | Path) -> Tensor:
     """The mask's RGB pixels ``[H, W, 3]`` (float, 0..255); a clear error if it cannot be read."""
-    path = Path(path)
+    path = find_shipped(path)
     if not path.is_file():
         raise UserError(f"mask: path '{path}' is not a file; give a PNG whose colours are regions")
     try:
