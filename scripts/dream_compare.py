@@ -40,12 +40,12 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 import torchvision.transforms.v2.functional as TF  # noqa: E402
-from PIL import Image  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from render.config import compose_config  # noqa: E402
 from render.models import FeatureModel, efficientnet_lite0  # noqa: E402
 from render.outputs import save_png  # noqa: E402
+from render.quality import load_picture  # noqa: E402
 from render.run import render  # noqa: E402
 
 #: google/deepdream's step size, in its 0..255 pixel units.
@@ -66,10 +66,7 @@ class Dream:
 
 def load_photo(path: Path, size: tuple[int, int]) -> Tensor:
     """The photo as ``[1, 3, H, W]`` in [0, 1], resized to ``size``."""
-    with Image.open(path) as photo:
-        image = TF.to_dtype(TF.to_image(photo.convert("RGB")), torch.float32, scale=True)
-    image = TF.resize(image, list(size), antialias=True).clamp(0, 1)
-    return image[None].as_subclass(Tensor)
+    return TF.resize(load_picture(path), list(size), antialias=True).clamp(0, 1)
 
 
 def classic_dream(
@@ -124,10 +121,7 @@ def tiled_dream(
         ]
     )
     with tempfile.TemporaryDirectory(prefix="dream_compare_") as tmp:
-        png = render(cfg, Path(tmp))
-        with Image.open(png) as picture:
-            image = TF.to_dtype(TF.to_image(picture.convert("RGB")), torch.float32, scale=True)
-    return image[None].as_subclass(Tensor)
+        return load_picture(render(cfg, Path(tmp)))
 
 
 @torch.no_grad()

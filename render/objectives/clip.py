@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 from torch import Tensor
 
 from render.errors import UserError
@@ -105,11 +104,13 @@ def clip_image(path: str, model: object) -> Objective:
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(f"clip_image: path {str(path)!r} is not a file; give a picture")
+    # Imported here: render.quality imports render.models, which imports render.objectives.
+    from render.quality import load_picture
+
     try:
-        with Image.open(file) as picture:
-            image = TF.to_dtype(TF.to_image(picture.convert("RGB")), torch.float32, scale=True)
+        image = load_picture(file)[0]
     except (UnidentifiedImageError, OSError) as error:
         raise UserError(
             f"clip_image: {str(path)!r} cannot be read as a picture ({error})"
         ) from None
-    return ClipSimilarity(clip.embed_image(image.as_subclass(Tensor)), f"clip_image({file.name!r})")
+    return ClipSimilarity(clip.embed_image(image), f"clip_image({file.name!r})")
