@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
+from render.config import ClassLogitObjective
 from render.errors import UserError
 
 if TYPE_CHECKING:
@@ -51,8 +52,6 @@ PNG_KEY = "tiledream recipe"
 DZI_NAMESPACE = "urn:tiledream:recipe"
 #: libyaml's safe dumper where PyYAML has it: a recipe in 2 ms instead of 14.
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-#: The objective of a class render: its config's ``objective._target_``.
-CLASS_OBJECTIVE = "render.objectives.class_logit"
 #: What tiledream's recipe records the versions of: the code that computes the pixels.
 PACKAGES = ("tiledream", "python", "torch", "torchvision", "lightning", "timm")
 
@@ -153,7 +152,7 @@ class Recipe:
     def class_index(self) -> int | None:
         """The ImageNet class a class render draws (``objective=class_logit``), else None."""
         objective = self.config.get("objective") or {}
-        if objective.get("_target_") != CLASS_OBJECTIVE:
+        if objective.get("_target_") != ClassLogitObjective._target_:
             return None
         return int(objective["class_index"])
 
