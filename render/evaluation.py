@@ -12,7 +12,7 @@ apart from the Lite0 that renders by default, shown windows at its input size of
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,12 @@ from render.config import build
 from render.errors import UserError
 from render.gallery import PICTURE
 from render.models import FeatureModel, efficientnet_lite2
+from render.objectives.class_layout import ClassLayout
 from render.quality import fine_detail, load_picture, recognition_by_level, seam_ratio
 from render.recipe import Recipe, Weights, read_recipe
 from render.run import make_tiling
 
-__all__ = ["Evaluation", "evaluate", "judge_model", "transferability"]
+__all__ = ["Evaluation", "class_layout", "evaluate", "judge_model", "transferability"]
 
 
 @functools.cache
@@ -46,17 +47,36 @@ def judge_rendered(weights: Weights, judge: FeatureModel) -> bool:
     )
 
 
+def class_layout(recipe: Recipe) -> ClassLayout | None:
+    """Where the render made by ``recipe`` asks for which class; None unless its objective is
+    made of class logits alone (``class_logit``, or ``interpolate``/``atlas``/``mask`` of them)."""
+    if not recipe.names_classes:
+        return None
+    return ClassLayout.of(build(OmegaConf.create(dict(recipe.config["objective"]))))
+
+
+def recognition(
+    model: FeatureModel, canvas: Tensor, layout: ClassLayout, tile: Sequence[int]
+) -> dict[int, float]:
+    """The share of windows of each level (windows per side) of ``canvas`` that ``model``
+    classifies as the class ``layout`` weighs most there, each resized to its input size."""
+    size = canvas.shape[-2:]
+    return recognition_by_level(
+        model, canvas, functools.partial(layout.expected, size), tile, model.input_size
+    )
+
+
 def transferability(canvas: Tensor, recipe: Recipe) -> dict[int, float] | None:
-    """The share of windows of each level (windows per side) of ``canvas``, a class render
-    made by ``recipe``, that the judge classifies as its class, each window resized to the
-    judge's input size; None when the judge is the network that rendered it."""
-    judge = judge_model()
-    if recipe.class_index is None:
+    """The share of windows of each level of ``canvas``, a class render made by ``recipe``,
+    that the judge classifies as their class (:func:`recognition`); None when the judge is the
+    network that rendered it."""
+    layout = class_layout(recipe)
+    if layout is None:
         raise ValueError("transferability is measured on class renders")
+    judge = judge_model()
     if judge_rendered(recipe.weights, judge):
         return None
-    tile = recipe.config["tiling"]["tile_size"]
-    return recognition_by_level(judge, canvas, recipe.class_index, tile, judge.input_size)
+    return recognition(judge, canvas, layout, recipe.config["tiling"]["tile_size"])
 
 
 def level_name(per_side: int, size: tuple[int, int]) -> str:
@@ -78,8 +98,8 @@ class Evaluation:
     objective: str
     detail: float
     seams: float
-    class_index: int | None = None
-    label: str | None = None
+    classes: tuple[int, ...] = ()
+    labels: tuple[str | None, ...] = ()
     renderer: str | None = None
     judge: str | None = None
     judge_is_renderer: bool = False
@@ -90,11 +110,11 @@ class Evaluation:
         """The evaluation as a plain-text table."""
         width, height = self.size
         head = f"{self.run_dir} ({width}x{height}"
-        if self.class_index is None:
+        if not self.classes:
             return [
                 f"{head}, objective {self.objective}):",
-                "  windows: not classified (transferability is for class renders, "
-                "objective=class_logit)",
+                "  windows: not classified (transferability is for class renders: "
+                "objective=class_logit, or interpolate, atlas or mask of class logits)",
                 *self._measures(),
             ]
         columns = [f"renderer {self.renderer}"]
@@ -111,7 +131,12 @@ class Evaluation:
             "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
             for row in rows
         ]
-        lines = [f"{head}, class {self.class_index} {self.label}):", *table]
+        named = "; ".join(
+            f"{index} {label}" if label else str(index)
+            for index, label in zip(self.classes, self.labels, strict=True)
+        )
+        which = "class" if len(self.classes) == 1 else "classes by place:"
+        lines = [f"{head}, {which} {named}):", *table]
         if self.judge_is_renderer:
             lines.append(
                 f"  the judge, {self.judge}, rendered this run: no network that never rendered "
@@ -133,8 +158,9 @@ class Evaluation:
             "width": width,
             "height": height,
             "objective": self.objective,
-            "class_index": self.class_index,
-            "label": self.label,
+            "class_index": self.classes[0] if len(self.classes) == 1 else None,
+            "classes": list(self.classes),
+            "labels": list(self.labels),
             "renderer": self.renderer,
             "judge": self.judge,
             "judge_is_renderer": self.judge_is_renderer,
@@ -190,21 +216,19 @@ def evaluate(run_dir: Path) -> Evaluation:
         "detail": fine_detail(canvas),
         "seams": seam_ratio(canvas, make_tiling(tiling_cfg, (height, width))),
     }
-    class_index = recipe.class_index
-    if class_index is None:
+    layout = class_layout(recipe)
+    if layout is None:
         return Evaluation(**common)
     renderer = renderer_of(recipe, picture)
     judged = transferability(canvas, recipe)
     labels = renderer.labels or judge_model().labels
     return Evaluation(
         **common,
-        class_index=class_index,
-        label=labels[class_index] if labels else None,
+        classes=layout.classes,
+        labels=tuple(labels[c] if labels else None for c in layout.classes),
         renderer=renderer.name,
         judge=judge_model().name,
         judge_is_renderer=judged is None,
-        levels=recognition_by_level(
-            renderer, canvas, class_index, list(tiling_cfg.tile_size), renderer.input_size
-        ),
+        levels=recognition(renderer, canvas, layout, list(tiling_cfg.tile_size)),
         judged=judged or {},
     )

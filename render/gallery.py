@@ -68,12 +68,14 @@ class Job:
             recipe = read_recipe(path) if path.is_file() else None
         except UserError:  # a picture without a recipe says nothing of its class
             recipe = None
-        if recipe is None or recipe.class_index is None:
+        if recipe is None or not recipe.names_classes:
             return []
         # Imported here: torch and the judge only for a sweep of class renders.
-        from render.evaluation import judge_model, transferability
+        from render.evaluation import class_layout, judge_model, transferability
         from render.quality import load_picture
 
+        if class_layout(recipe) is None:
+            return []
         shares = transferability(load_picture(path), recipe)
         verdict = (
             "rendered it"

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import torch
 import torchvision.transforms.v2.functional as TF
@@ -78,15 +78,20 @@ def classify(model: FeatureModel, images: Tensor, size: int = 224, batch: int = 
 def recognition_by_level(
     model: FeatureModel,
     canvas: Tensor,
-    class_index: int,
+    classes: int | Callable[[int], Sequence[Collection[int]]],
     tile: Sequence[int],
     size: int = 224,
 ) -> dict[int, float]:
-    """Share of the windows classified ``class_index`` at each level (windows per side)."""
+    """Share of the windows classified as their class at each level (windows per side).
+
+    ``classes`` is the class of every window, or a function of the windows per side that gives
+    each window's right classes, row by row (a layout of classes over the canvas).
+    """
     shares = {}
     for per_side in window_levels(canvas.shape[-2:], tile):
-        top = classify(model, windows(canvas, per_side), size).argmax(dim=1)
-        shares[per_side] = float((top == class_index).float().mean())
+        top = classify(model, windows(canvas, per_side), size).argmax(dim=1).tolist()
+        right = [{classes}] * len(top) if isinstance(classes, int) else classes(per_side)
+        shares[per_side] = sum(t in r for t, r in zip(top, right, strict=True)) / len(top)
     return shares
 
 

@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
-from render.config import ClassLogitObjective
+from render.config import AtlasObjective, ClassLogitObjective
 from render.errors import UserError
 
 if TYPE_CHECKING:
@@ -149,12 +149,22 @@ class Recipe:
         )
 
     @property
-    def class_index(self) -> int | None:
-        """The ImageNet class a class render draws (``objective=class_logit``), else None."""
-        objective = self.config.get("objective") or {}
-        if objective.get("_target_") != ClassLogitObjective._target_:
-            return None
-        return int(objective["class_index"])
+    def names_classes(self) -> bool:
+        """Whether the objective has a class logit anywhere in it (a class render, or a layout
+        of classes, may be; :class:`render.objectives.class_layout.ClassLayout` says which),
+        read from the config alone."""
+
+        def has_class(node: object) -> bool:
+            if isinstance(node, Mapping):
+                target = node.get("_target_")
+                if target == ClassLogitObjective._target_ or (
+                    target == AtlasObjective._target_ and node.get("classes") is not None
+                ):
+                    return True
+                return any(has_class(value) for value in node.values())
+            return isinstance(node, list) and any(has_class(value) for value in node)
+
+        return has_class(self.config.get("objective"))
 
     def program(self) -> list[str]:
         """The command line's words before its overrides (``["tiledream"]``)."""

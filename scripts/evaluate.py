@@ -4,13 +4,14 @@
 
 RUN_DIR is the folder of a finished render (hydra.run.dir); its render.png and the recipe it
 carries give the picture, the class, the tiles and the model (``render.evaluation``). Prints,
-for each run, the share of windows classified as the class at every level (the whole image,
+for each run, the share of windows classified as their class at every level (the whole image,
 2x2, 4x4, ... down to about one tile) by the network that rendered it and by the judge,
 EfficientNet-Lite2, which never rendered (transferability: for class renders,
-``objective=class_logit``); the finest-octave detail (RMS of what a 2x down-and-up resample
-removes); the seam ratio at the run's tile grid (1: no seam). ``--json``: one JSON document, a
-list with one object per run. A folder without a render.png ends with one ``error:`` line,
-exit 2.
+``objective=class_logit``, and layouts of classes, ``interpolate``/``atlas``/``mask`` of class
+logits, where a window's class is the one the objective weighs most there); the finest-octave
+detail (RMS of what a 2x down-and-up resample removes); the seam ratio at the run's tile grid
+(1: no seam). ``--json``: one JSON document, a list with one object per run. A folder without a
+render.png ends with one ``error:`` line, exit 2.
 """
 
 from __future__ import annotations

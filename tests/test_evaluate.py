@@ -140,7 +140,7 @@ def test_a_photo_of_the_class_transfers_and_noise_does_not(tmp_path: Path) -> No
     judged = {run.name: evaluate(run) for run in (cat, static)}
     assert judged["cat"].judged == {1: 1.0} and judged["cat"].levels == {1: 1.0}
     assert judged["noise"].judged == {1: 0.0} and judged["noise"].levels == {1: 0.0}
-    assert judged["cat"].label == "Egyptian cat"
+    assert judged["cat"].labels == ("Egyptian cat",)
 
 
 def test_a_render_by_the_judge_is_not_called_transferable(tmp_path: Path) -> None:
@@ -168,3 +168,27 @@ def test_a_folder_without_a_render_is_one_error_line(
         out, err = capsys.readouterr()
         assert out == "" and err.startswith(f"error: {tmp_path / folder} {message}: ")
         assert len(err.splitlines()) == 1
+
+
+def test_a_layout_of_classes_is_judged_window_by_window(tmp_path: Path) -> None:
+    # A 2x2 atlas asking for the cat on the left and a goldfish on the right, over a picture
+    # of four cats: the left windows are right, the right ones are not.
+    recipe = a_recipe(
+        *CAT[2:],
+        "objective=atlas",
+        "objective.channels=null",
+        f"objective.classes=[{EGYPTIAN_CAT},1,{EGYPTIAN_CAT},1]",
+        "objective.grid=[2,2]",
+    )
+    with Image.open(CHELSEA) as photo:
+        cat = photo.convert("RGB")
+    mosaic = Image.new("RGB", (2 * cat.width, 2 * cat.height))
+    for x in (0, cat.width):
+        for y in (0, cat.height):
+            mosaic.paste(cat, (x, y))
+    found = evaluate(fake_run(tmp_path / "run", mosaic, recipe))
+    assert found.classes == (EGYPTIAN_CAT, 1) and found.labels[0] == "Egyptian cat"
+    assert found.levels[2] == 0.5 and found.judged[2] == 0.5
+    assert found.lines()[0].endswith(
+        "classes by place: 285 Egyptian cat; 1 goldfish, Carassius auratus):"
+    )
