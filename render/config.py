@@ -420,6 +420,23 @@ class ImageInit:
 
 
 @dataclass
+class VideoInit:
+    _target_: str = "render.motion.video.VideoInit"
+    path: str = MISSING
+    """The video (MP4, MOV, ... anything FFmpeg reads); its frames are resized to
+    ``tiling.base_size`` when that is given, and its audio track is copied into ``render.mp4``."""
+    flow: str = "dis"
+    """Optical flow between its frames: ``dis`` or ``farneback`` (OpenCV, no weights),
+    ``raft_small`` or ``raft_large`` (torchvision's, when their weights are in the torch hub
+    cache)."""
+    reliable: float = rule(Number(at_least=0, at_most=1), 0.9)
+    """Weight of the previous dreamed frame, moved by the flow, in the start of the next frame
+    where the flow is reliable (forward and backward flow agree); the rest is the input frame."""
+    unreliable: float = rule(Number(at_least=0, at_most=1), 0.2)
+    """The same weight where the flow is not reliable: occlusions, what came into view."""
+
+
+@dataclass
 class AdamConfig:
     _target_: str = "torch.optim.Adam"
     _partial_: bool = True
@@ -482,7 +499,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     },
     "param": {"fft": FourierParamConfig, "maco": MacoParamConfig, "pixel": PixelParamConfig},
     "transforms": {"standard": StandardTransformsConfig, "none": NoTransformsConfig},
-    "init": {"noise": NoiseInit, "image": ImageInit},
+    "init": {"noise": NoiseInit, "image": ImageInit, "video": VideoInit},
     "optim": {"adam": AdamConfig, "nadam": NAdamConfig, "normalized": NormalizedSGDConfig},
 }
 
