@@ -137,7 +137,8 @@ class VideoConfig:
     previous one moved; ``video.frames`` 0 renders one picture."""
 
     frames: int = rule(Number(integer=True, at_least=0, note="0: a picture, not a video"), 0)
-    """Frames of the video; frame 0 is the render the rest of the config describes."""
+    """Frames of the video; frame 0 is the render the rest of the config describes. With
+    ``init=video``: 0 dreams every frame of the input video, a number its first ones."""
     fps: float = rule(POSITIVE, 12.0)
     """Frames per second of ``render.mp4``."""
     updates_per_frame: float = rule(POSITIVE, 10.0)
@@ -466,8 +467,9 @@ class ImageInit:
 class VideoInit:
     _target_: str = "render.motion.video.VideoInit"
     path: str = MISSING
-    """The video (MP4, MOV, ... anything FFmpeg reads); its frames are resized to
-    ``tiling.base_size`` when that is given, and its audio track is copied into ``render.mp4``."""
+    """The video (MP4, MOV, ... anything FFmpeg reads), dreamed frame by frame into
+    ``render.mp4`` at its frame rate with its audio track; ``video.frames`` (when above 0) dreams
+    only the first ones. Its frames are resized to ``tiling.base_size`` when that is given."""
     flow: str = "dis"
     """Optical flow between its frames: ``dis`` or ``farneback`` (OpenCV, no weights),
     ``raft_small`` or ``raft_large`` (torchvision's, when their weights are in the torch hub
@@ -477,6 +479,9 @@ class VideoInit:
     where the flow is reliable (forward and backward flow agree); the rest is the input frame."""
     unreliable: float = rule(Number(at_least=0, at_most=1), 0.2)
     """The same weight where the flow is not reliable: occlusions, what came into view."""
+    fit: str = "stretch"
+    """How a frame is brought to ``tiling.base_size``: ``stretch`` or ``cover`` (as
+    ``init=image``)."""
 
 
 @dataclass

@@ -33,8 +33,10 @@ from render.checkpoints import Resume, check_resume, render_config
 from render.errors import RenderStopped, UserError
 from render.initial import CanvasInit
 from render.models import FeatureModel
+from render.motion.decode import add_audio
 from render.motion.encode import write_mp4
 from render.motion.schedule import Schedule
+from render.motion.video import VideoInit, VideoStarts
 from render.motion.zoom import move
 from render.objectives import Objective
 from render.outputs import atomic_path, save_png
@@ -78,9 +80,15 @@ class ZoomStarts:
         return move(previous, self.zoom, self.rotate, self.drift, self.center)
 
 
+def is_video(cfg: DictConfig, init: Any) -> bool:
+    """Whether ``cfg`` (its ``init`` built) renders frames: ``video.frames`` above 0, or a
+    video to dream (``init=video``)."""
+    return int(cfg.video.frames) > 0 or isinstance(init, VideoInit)
+
+
 def frame_starts(cfg: DictConfig, init: Any) -> FrameStarts:
     """Where each frame after the first starts, for ``cfg`` and its built ``init``."""
-    return ZoomStarts(cfg.video)
+    return VideoStarts(init) if isinstance(init, VideoInit) else ZoomStarts(cfg.video)
 
 
 def frame_seed(seed: int, index: int) -> int:
@@ -268,6 +276,8 @@ def render_frames(
         comment=recipe.text,
     )
     log.info("wrote %s (%d frames at %g fps)", run_dir / VIDEO, written, video.fps)
+    if isinstance(init, VideoInit) and add_audio(run_dir / VIDEO, init.path):
+        log.info("copied the audio track of %s into %s", init.path, run_dir / VIDEO)
     if not video.png:
         for t in range(frames):
             frame_path(run_dir, t).unlink()
