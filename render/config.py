@@ -156,13 +156,13 @@ class VideoConfig:
     )
     """The point ``[y, x]`` the zoom and rotation keep in place."""
     classes: list[int] | None = rule(NON_NEGATIVE_INT, None)
-    """Class logits the objective moves through, evenly over the frames (a morph); null: the
-    config's objective throughout."""
+    """Class logits the objective moves to from the config's ``objective`` (frame 0), one after
+    the other, evenly over the frames (a morph); null: ``objective`` throughout."""
     channels: list[int] | None = rule(NON_NEGATIVE_INT, None)
-    """Channels of ``objective.layer`` the objective moves through, evenly over the frames."""
+    """Channels of ``objective.layer`` the objective moves to, as ``video.classes``."""
     objectives: list[Any] | None = None
-    """Objective configs the objective moves through, evenly over the frames (at most one of
-    classes, channels, objectives)."""
+    """Objective configs the objective moves to, as ``video.classes`` (at most one of classes,
+    channels, objectives)."""
     crf: int = rule(Number(integer=True, at_least=0, at_most=51, note="0: lossless"), 18)
     """Quality of ``render.mp4`` (H.264's constant rate factor: lower is better and larger)."""
     png: bool = True

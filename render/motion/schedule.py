@@ -1,6 +1,6 @@
-"""The objective of each frame: the config's throughout, or a morph through a list of them.
+"""The objective of each frame: the config's throughout, or a morph from it through others.
 
-A morph spends equal shares of the video going from one listed objective to the next: frame
+A morph spends equal shares of the video going from one objective to the next: frame
 ``t`` of ``T`` sits at ``p = t / (T - 1) * (K - 1)`` along the ``K`` objectives and is the
 cross-fade ``(1 - s) * objective[k] + s * objective[k + 1]`` with ``k = floor(p)`` and ``s``
 the smoothstep of ``p - k``, so the first frame is the first objective alone, the last frame
@@ -28,8 +28,9 @@ class Schedule:
 
     @classmethod
     def from_config(cls, cfg: DictConfig, objective: Objective) -> Schedule:
-        """``video.classes``, ``video.channels`` (of ``objective.layer``) or
-        ``video.objectives`` of ``cfg``; ``objective`` (the render's) when none is given."""
+        """From ``objective`` (the render's, built from ``cfg``) through ``cfg``'s
+        ``video.classes``, ``video.channels`` (of ``objective.layer``) or ``video.objectives``;
+        ``objective`` throughout when none is given."""
         video = cfg.video
         cells = None if video.objectives is None else [build(c) for c in video.objectives]
         listed = objective_list(
@@ -41,7 +42,7 @@ class Schedule:
             cells,
             required=False,
         )
-        return cls(listed or [objective], int(video.frames))
+        return cls([objective, *(listed or [])], int(video.frames))
 
     def weights(self, frame: int) -> tuple[int, float]:
         """``(k, s)``: frame ``frame`` is ``(1 - s) * objectives[k] + s * objectives[k + 1]``."""
