@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import pytest
 import torch
+from conftest import run_render
 
 from render.config import build, compose_config
 from render.errors import UserError
@@ -16,7 +17,7 @@ from render.motion.decode import add_audio, probe, read_frames
 from render.motion.flow import OpenCVFlow, RaftFlow, consistent, flow_method, inside, warp
 from render.motion.stability import instability
 from render.motion.synthetic import PanClip
-from render.motion.video import VideoInit, warm_start
+from render.motion.video import VideoInit, VideoStarts, warm_start
 from render.quality import load_picture
 
 PHOTO = Path(__file__).parents[1] / "configs" / "photos" / "chelsea.jpg"
@@ -177,3 +178,84 @@ def test_init_video_reads_its_frames_at_the_canvas_size(photo, tmp_path):
     assert torch.equal(init.canvas((24, 32)), next(init.read((24, 32))))
     with pytest.raises(UserError, match=r"init.reliable must be in \[0, 1\], got 1.5"):
         VideoInit(str(tmp_path / "clip.mp4"), reliable=1.5)
+
+
+def test_video_starts_decode_in_order_and_from_a_resumed_frame(photo, tmp_path):
+    clip = PanClip(photo, (32, 48), 6, fps=6, shift=(2.0, 0.0))
+    clip.write(tmp_path / "clip.mp4")
+    init = VideoInit(str(tmp_path / "clip.mp4"))
+    frames = torch.cat(list(init.read((32, 48))))
+    dream = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(0))
+    expected = [init.start(frames[t : t + 1], frames[t - 1 : t], dream) for t in range(1, 6)]
+    through = VideoStarts(init)
+    assert all(torch.equal(through(t, dream), expected[t - 1]) for t in range(1, 6))
+    resumed = VideoStarts(init)  # a video resumed at frame 4
+    assert torch.equal(resumed(4, dream), expected[3]) and torch.equal(
+        resumed(5, dream), expected[4]
+    )
+
+
+def test_init_video_takes_the_videos_frame_count_and_rate(photo, tmp_path):
+    PanClip(photo, (32, 48), 6, fps=6).write(tmp_path / "clip.mp4")
+    init = VideoInit(str(tmp_path / "clip.mp4"))
+    for given, frames in ((0, 6), (4, 4), (9, 6)):
+        cfg = compose_config(["init=video", f"init.path={init.path}", f"video.frames={given}"])
+        init.configure(cfg)
+        assert (cfg.video.frames, cfg.video.fps) == (frames, 6.0)
+
+
+# -- end to end --------------------------------------------------------------------------------
+
+VIDEO = [
+    "experiment=deepdream_photo",
+    "init=video",
+    "tiling.tile_size=[64,64]",
+    "render.octaves=2",
+    "video.updates_per_frame=4",
+    "trainer.accelerator=cpu",
+]
+
+
+@pytest.mark.slow
+def test_a_dreamed_video_keeps_its_frames_rate_and_audio_and_resumes(photo, tmp_path):
+    clip = PanClip(photo, (64, 80), 6, fps=6, shift=(2.0, 1.0))
+    clip.write(tmp_path / "clip.mp4")
+    run_dir = tmp_path / "run"
+    run_render(*VIDEO, f"init.path={tmp_path / 'clip.mp4'}", f"hydra.run.dir={run_dir}")
+    info = probe(run_dir / "render.mp4")
+    assert (info.frames, info.fps, info.size, info.has_audio) == (6, 6, (64, 80), True)
+    assert audio_seconds(run_dir / "render.mp4") == audio_seconds(tmp_path / "clip.mp4")
+    dreams = torch.cat([load_picture(run_dir / "frames" / f"{t:05d}.png") for t in range(6)])
+    assert (dreams - clip.video()).abs().mean() > 0.05  # dreamed, not copied
+    # Resumed at frame 3: the decoder starts at frame 2, and the frames come out the same.
+    kept = {t: (run_dir / "frames" / f"{t:05d}.png").read_bytes() for t in range(6)}
+    for t in range(3, 6):
+        (run_dir / "frames" / f"{t:05d}.png").unlink()
+    (run_dir / "render.mp4").unlink()
+    run_render(
+        *VIDEO, f"init.path={tmp_path / 'clip.mp4'}", "resume=true", f"hydra.run.dir={run_dir}"
+    )
+    assert "continuing at frame 3" in (run_dir / "render.log").read_text()
+    assert {t: (run_dir / "frames" / f"{t:05d}.png").read_bytes() for t in range(6)} == kept
+    assert probe(run_dir / "render.mp4").has_audio
+
+
+@pytest.mark.slow
+def test_a_three_second_pan_dreamed_with_flow_is_twice_as_stable_as_independent_dreams(
+    photo, tmp_path
+):
+    """The issue's measure (scripts/video_compare.py), shrunk: 64 px, two octaves."""
+    from scripts.video_compare import compare
+
+    clip = PanClip(photo, (64, 64), 24, fps=8, shift=(2.0, 0.0))
+    result = compare(
+        clip, "blocks.3.2", tmp_path, overrides=["tiling.tile_size=[64,64]", "render.octaves=2"]
+    )
+    flow, independent = (d.name for d in result.dreams)
+    assert result.instabilities[flow] <= 0.5 * result.instabilities[independent]
+    assert min(result.gains[flow]) >= 2
+    assert (
+        result.audio_seconds[1]
+        == pytest.approx(result.audio_seconds[0])
+        == pytest.approx(3, abs=0.07)
+    )
