@@ -492,7 +492,7 @@ def _render(
         state_dtype(settings.state_dtype),
         world_size(cfg.trainer),
     )
-    if cfg.get("video") is not None:
+    if cfg.get("video") is not None and cfg.video.frames > 0:
         # A video: a sequence of renders like the one below, one per frame (render/motion/).
         from render.motion.frames import render_frames
 
