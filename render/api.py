@@ -85,6 +85,11 @@ def render_image(
         *overrides,
     ]
     cfg, choices = compose_with_choices(composed)
+    if cfg.video.frames > 0:
+        raise UserError(
+            f"render_image returns one picture, and video.frames={cfg.video.frames} makes a "
+            f"video: render it with render.run.render(cfg, run_dir) or the command line"
+        )
     # The recipe names the command line that renders the same config (see the docstring).
     launch = Launch(
         program=("tiledream",),

@@ -34,7 +34,6 @@ from render.config import build, check_values
 from render.context import between
 from render.errors import UserError
 from render.models import FeatureModel
-from render.motion.video import VideoInit
 from render.objectives import Objective
 from render.outputs import ProgressGif
 from render.params import Parameterization
@@ -448,8 +447,6 @@ def prepare(
     """
     objective.validate(model.layer_channels())
     init = build(cfg.init)
-    if isinstance(init, VideoInit):  # video.frames and video.fps become the video's
-        init.configure(cfg)
     if objective.photo_layers and init.size() is None:
         raise UserError(
             f"the objective {objective!r} compares the render with the photo it starts from; "
@@ -495,10 +492,10 @@ def _render(
         state_dtype(settings.state_dtype),
         world_size(cfg.trainer),
     )
-    from render.motion.frames import is_video, render_frames
-
-    if is_video(cfg, init):
+    if cfg.get("video") is not None and cfg.video.frames > 0:
         # A video: a sequence of renders like the one below, one per frame (render/motion/).
+        from render.motion.frames import render_frames
+
         written = render_frames(
             cfg, run_dir, model, objective, init, base, stop, Recipe.make(cfg, launch, weights)
         )

@@ -80,12 +80,6 @@ class ZoomStarts:
         return move(previous, self.zoom, self.rotate, self.drift, self.center)
 
 
-def is_video(cfg: DictConfig, init: Any) -> bool:
-    """Whether ``cfg`` (its ``init`` built) renders frames: ``video.frames`` above 0, or a
-    video to dream (``init=video``)."""
-    return int(cfg.video.frames) > 0 or isinstance(init, VideoInit)
-
-
 def frame_starts(cfg: DictConfig, init: Any) -> FrameStarts:
     """Where each frame after the first starts, for ``cfg`` and its built ``init``."""
     return VideoStarts(init) if isinstance(init, VideoInit) else ZoomStarts(cfg.video)
