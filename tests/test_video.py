@@ -259,3 +259,17 @@ def test_a_three_second_pan_dreamed_with_flow_is_twice_as_stable_as_independent_
         == pytest.approx(result.audio_seconds[0])
         == pytest.approx(3, abs=0.07)
     )
+
+
+def test_raft_runs_from_a_cached_weights_file_on_frames_of_any_size(photo, tmp_path, monkeypatch):
+    """Random weights stand in for torchvision's (never downloaded): the file is read, frames
+    not a multiple of 8 are padded and the flow cropped back."""
+    from torchvision.models.optical_flow import raft_small
+
+    weights = tmp_path / "hub" / "checkpoints" / "raft.pth"
+    weights.parent.mkdir(parents=True)
+    torch.save(raft_small(weights=None).state_dict(), weights)
+    monkeypatch.setattr("render.motion.flow.raft_weights_file", lambda name: weights)
+    video = PanClip(photo, (36, 52), 2).video()
+    flow = flow_method("raft_small")(video[1:2], video[0:1])
+    assert flow.shape == (1, 2, 36, 52) and flow.isfinite().all()

@@ -92,8 +92,9 @@ class RaftFlow:
     def __call__(self, target: Tensor, source: Tensor) -> Tensor:
         """Backward flow ``[1, 2, H, W]`` in pixels: ``warp(source, flow) ≈ target``."""
         h, w = target.shape[-2:]
-        # RAFT's encoders downsample by 8: pad by replication to a multiple of 8.
-        pad = (0, -w % 8, 0, -h % 8)
+        # RAFT's encoders downsample by 8 and its correlation pyramid 16 times more: pad by
+        # replication to a multiple of 8, at least 128.
+        pad = (0, max(128, w + -w % 8) - w, 0, max(128, h + -h % 8) - h)
         device = next(self.model.parameters()).device
         a, b = (F.pad(x.to(device) * 2 - 1, pad, mode="replicate") for x in (target, source))
         flow = self.model(a, b, num_flow_updates=self.iterations)[-1]
