@@ -23,12 +23,6 @@ from render.motion.decode import VideoInfo, probe, read_frames
 from render.motion.flow import FlowMethod, consistent, flow_method, warp
 
 
-def blend_weights(reliable: Tensor, weight_reliable: float, weight_unreliable: float) -> Tensor:
-    """``[N, 1, H, W]`` weights of the moved previous dream: one weight where ``reliable``,
-    the other elsewhere."""
-    return torch.where(reliable, weight_reliable, weight_unreliable).float()
-
-
 def warm_start(
     frame: Tensor,
     previous_frame: Tensor,
@@ -41,7 +35,7 @@ def warm_start(
     ``weights`` are the previous dream's where the flow is reliable and where it is not."""
     backward = flow(frame, previous_frame)
     reliable = consistent(backward, flow(previous_frame, frame))
-    weight = blend_weights(reliable, *weights)
+    weight = torch.where(reliable, *weights).float()
     return (weight * warp(previous_dream, backward) + (1 - weight) * frame).clamp(0, 1)
 
 
