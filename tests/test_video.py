@@ -14,10 +14,13 @@ from conftest import run_render
 from render.config import build, compose_config
 from render.errors import UserError
 from render.motion.decode import add_audio, probe, read_frames
+from render.motion.encode import write_mp4
 from render.motion.flow import OpenCVFlow, RaftFlow, consistent, flow_method, inside, warp
+from render.motion.frames import frame_starts
 from render.motion.stability import instability
 from render.motion.synthetic import PanClip
 from render.motion.video import VideoInit, VideoStarts, warm_start
+from render.outputs import save_png
 from render.quality import load_picture
 
 PHOTO = Path(__file__).parents[1] / "configs" / "photos" / "chelsea.jpg"
@@ -120,9 +123,15 @@ def audio_seconds(path: Path) -> tuple[str, float]:
 def test_the_audio_track_is_copied_into_a_silent_video(photo, tmp_path):
     clip = PanClip(photo, (48, 64), 12, fps=8)
     clip.write(tmp_path / "input.mp4")
-    clip.write(tmp_path / "dreamed.mp4", tone=None)
+    paths = []
+    for index, frame in enumerate(clip.video()):
+        paths.append(tmp_path / f"{index:05d}.png")
+        save_png(frame[None], paths[-1])
+    write_mp4(paths, tmp_path / "dreamed.mp4", fps=8, comment="the recipe")
     before = list(read_frames(tmp_path / "dreamed.mp4"))
     assert add_audio(tmp_path / "dreamed.mp4", tmp_path / "input.mp4")
+    with av.open(str(tmp_path / "dreamed.mp4")) as container:
+        assert container.metadata["comment"] == "the recipe"
     codec, seconds = audio_seconds(tmp_path / "dreamed.mp4")
     assert codec == "aac" and seconds == pytest.approx(audio_seconds(tmp_path / "input.mp4")[1])
     assert seconds == pytest.approx(1.5, abs=0.07)
@@ -193,6 +202,15 @@ def test_video_starts_decode_in_order_and_from_a_resumed_frame(photo, tmp_path):
     assert torch.equal(resumed(4, dream), expected[3]) and torch.equal(
         resumed(5, dream), expected[4]
     )
+
+
+def test_init_video_moves_with_the_video_not_with_a_camera_move(photo, tmp_path):
+    PanClip(photo, (32, 48), 2).write(tmp_path / "clip.mp4")
+    path = f"init.path={tmp_path / 'clip.mp4'}"
+    init = VideoInit(str(tmp_path / "clip.mp4"))
+    assert isinstance(frame_starts(compose_config(["init=video", path]), init), VideoStarts)
+    with pytest.raises(UserError, match=r"leave video.zoom, video.rotate and video.drift"):
+        frame_starts(compose_config(["init=video", path, "video.zoom=1.1"]), init)
 
 
 def test_init_video_takes_the_videos_frame_count_and_rate(photo, tmp_path):

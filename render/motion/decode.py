@@ -115,7 +115,8 @@ def add_audio(video: str | os.PathLike[str], source: str | os.PathLike[str]) -> 
     """Give ``video`` (an MP4) the audio track of ``source``, cut to the video's length.
 
     The packets are copied as they are (no re-encoding) when MP4 can hold the codec, else the
-    audio is re-encoded as AAC; the video's packets are always copied. ``video`` is replaced
+    audio is re-encoded as AAC; the video's packets and metadata are always copied. ``video`` is
+    replaced
     atomically. Returns False (and leaves ``video`` alone) when ``source`` has no audio.
     """
     video, source = Path(video), Path(source)
@@ -124,6 +125,7 @@ def add_audio(video: str | os.PathLike[str], source: str | os.PathLike[str]) -> 
         if not audio_in.streams.audio:
             return False
         with av.open(str(video)) as video_in, av.open(str(tmp), "w", format="mp4") as out:
+            out.metadata.update(video_in.metadata)  # the recipe render.mp4 carries, ...
             vstream, astream = video_in.streams.video[0], audio_in.streams.audio[0]
             vout = out.add_stream_from_template(vstream)
             length = probe(video).duration

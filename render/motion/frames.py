@@ -82,7 +82,16 @@ class ZoomStarts:
 
 def frame_starts(cfg: DictConfig, init: Any) -> FrameStarts:
     """Where each frame after the first starts, for ``cfg`` and its built ``init``."""
-    return VideoStarts(init) if isinstance(init, VideoInit) else ZoomStarts(cfg.video)
+    zoom = ZoomStarts(cfg.video)
+    if not isinstance(init, VideoInit):
+        return zoom
+    if (zoom.zoom, zoom.rotate, zoom.drift) != (1.0, 0.0, [0.0, 0.0]):
+        raise UserError(
+            f"init=video moves each frame along the video's own motion: leave video.zoom, "
+            f"video.rotate and video.drift at 1, 0 and [0, 0] (got {zoom.zoom}, {zoom.rotate}, "
+            f"{zoom.drift})"
+        )
+    return VideoStarts(init)
 
 
 def frame_seed(seed: int, index: int) -> int:
