@@ -2,6 +2,7 @@
 
     python scripts/video_measure.py RUN_DIR [--layer blocks.3.2] [--sheet sheet.jpg]
                                     [--every 6] [--columns 4] [--width 1024]
+                                    [--mp4 small.mp4] [--mp4-size 256] [--crf 28]
 
 RUN_DIR is the run folder of a video (``frames/`` and ``render.mp4``, whose recipe gives the
 config). Printed as one markdown table:
@@ -16,7 +17,8 @@ config). Printed as one markdown table:
 - **seam ratio** of each frame (render/quality.py ``seam_ratio``: 1 is no seam).
 
 ``--sheet`` writes every ``--every``-th frame (and the last) as a contact sheet
-(``torchvision.utils.make_grid``), ``--width`` pixels wide.
+(``torchvision.utils.make_grid``), ``--width`` pixels wide; ``--mp4`` the video again with frames
+of ``--mp4-size`` pixels at ``--crf`` (a small copy for a web page).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ sys.path.insert(0, os.path.dirname(SCRIPTS))
 import argparse  # noqa: E402
 import re  # noqa: E402
 import statistics  # noqa: E402
+import tempfile  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -42,9 +45,10 @@ from omegaconf import OmegaConf  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
 from render.config import build  # noqa: E402
+from render.motion.encode import write_mp4  # noqa: E402
 from render.motion.frames import VIDEO, ZoomStarts, frame_path  # noqa: E402
 from render.motion.zoom import move  # noqa: E402
-from render.outputs import to_pil  # noqa: E402
+from render.outputs import fit_within, save_png, to_pil  # noqa: E402
 from render.quality import load_picture, seam_ratio  # noqa: E402
 from render.recipe import read_recipe  # noqa: E402
 from render.run import make_tiling  # noqa: E402
@@ -76,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--every", type=int, default=6, help="frames between the sheet's")
     parser.add_argument("--columns", type=int, default=4, help="the sheet's columns")
     parser.add_argument("--width", type=int, default=1024, help="the sheet's width in pixels")
+    parser.add_argument("--mp4", type=Path, default=None, help="write a small copy of the video")
+    parser.add_argument("--mp4-size", type=int, default=256, help="its frames' longer side")
+    parser.add_argument("--crf", type=int, default=28, help="its quality (x264's crf)")
     args = parser.parse_args(argv)
     cfg = OmegaConf.create(dict(read_recipe(args.run_dir / VIDEO).config))
     layer = args.layer or cfg.objective.get("layer")
@@ -118,6 +125,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.sheet.parent.mkdir(parents=True, exist_ok=True)
         to_pil(sheet).save(args.sheet, quality=90)
         print(f"\nwrote {args.sheet}: frames {', '.join(map(str, chosen))}")
+    if args.mp4:
+        small = fit_within(size, args.mp4_size)
+        with tempfile.TemporaryDirectory(prefix="video_measure_") as folder:
+            paths = [Path(folder) / f"{t:05d}.png" for t in range(count)]
+            for frame, path in zip(frames, paths, strict=True):
+                save_png(TF.resize(frame, list(small), antialias=True).clamp(0, 1), path)
+            write_mp4(paths, args.mp4, float(video.fps), args.crf)
+        print(f"wrote {args.mp4}: {small[1]}x{small[0]}, {args.mp4.stat().st_size // 1024} kB")
 
 
 if __name__ == "__main__":

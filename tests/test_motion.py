@@ -132,19 +132,23 @@ def test_a_zoom_writes_its_frames_and_an_mp4_that_carries_the_recipe(zoomed):
 
 
 @pytest.mark.slow
-def test_a_stopped_zoom_resumes_at_its_first_missing_frame_with_the_same_frames(zoomed, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+def test_a_stopped_or_killed_zoom_resumes_at_its_first_missing_frame_with_the_same_frames(
+    zoomed, tmp_path, sig
+):
     run_dir = tmp_path / "run"
     process = start_render(*ZOOM, f"hydra.run.dir={run_dir}")
     deadline = time.monotonic() + 300
     while not (run_dir / "frames" / "00001.png").exists() and time.monotonic() < deadline:
         assert process.poll() is None, "the video ended before its second frame"
         time.sleep(0.01)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 143
+    process.send_signal(sig)
+    assert process.wait(timeout=120) == (143 if sig == signal.SIGTERM else -signal.SIGKILL)
     kept = frame_bytes(run_dir)
     assert "00001.png" in kept and "00002.png" not in kept and not (run_dir / "render.mp4").exists()
-    log = (run_dir / "render.log").read_text()
-    assert "stopped by SIGTERM in frame 2 of 3: frames 0 to 1 are saved in" in log
+    if sig == signal.SIGTERM:
+        log = (run_dir / "render.log").read_text()
+        assert "stopped by SIGTERM in frame 2 of 3: frames 0 to 1 are saved in" in log
     resumed = run_render(*ZOOM, "resume=true", f"hydra.run.dir={run_dir}")
     assert "continuing at frame 2" in (run_dir / "render.log").read_text(), resumed.stderr
     assert frame_bytes(run_dir) == frame_bytes(zoomed)
@@ -173,3 +177,20 @@ def test_a_morph_with_warm_starts_ends_on_each_class(tmp_path):
     frames = torch.cat([load_picture(p) for p in sorted((tmp_path / "frames").glob("*.png"))])
     top = classify(efficientnet_lite0(), frames).argmax(dim=1).tolist()
     assert (top[0], top[-1]) == (1, 309), top
+
+
+@pytest.mark.slow
+def test_video_measure_prints_each_frames_gain_and_seams_and_draws_a_sheet(
+    zoomed, tmp_path, capsys
+):
+    from scripts.video_measure import main
+
+    main([str(zoomed), "--sheet", str(tmp_path / "sheet.jpg"), "--every", "2", "--columns", "2"])
+    printed = capsys.readouterr().out
+    assert "3 frames of 112x112, layer blocks.2.0, video.zoom=1.1" in printed
+    row = printed.split("|---|---|---|---|\n")[1].split("|")
+    gains = [float(v) for v in row[2].split(" / ")]
+    assert min(gains) > 1, "each frame raised the layer over its start"
+    assert row[3].strip() == "n/a"  # from noise: no undreamed view
+    with Image.open(tmp_path / "sheet.jpg") as sheet:
+        assert sheet.width == 1024  # frames 0 and 2, side by side
