@@ -85,14 +85,14 @@ def read_frames(path: str | os.PathLike[str], start: int = 0) -> Iterator[Tensor
 
 
 def _packets(container: Any, stream: Any, until: float | None) -> Iterator[tuple[float, Any]]:
-    """``(time in seconds, packet)`` of ``stream``, up to ``until`` seconds when given."""
+    """``(decoding time in seconds, packet)`` of ``stream``, those shown before ``until``
+    seconds when given."""
     for packet in container.demux(stream):
         if packet.dts is None:  # the demuxer's flush packet
             continue
-        seconds = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
-        if until is not None and seconds >= until:
+        if until is not None and packet.pts is not None and packet.pts * packet.time_base >= until:
             break
-        yield seconds, packet
+        yield float(packet.dts * packet.time_base), packet
 
 
 def _transcoded(
@@ -106,9 +106,9 @@ def _transcoded(
             break
         for part in resampler.resample(frame):
             for packet in target.encode(part):
-                yield float(packet.pts * packet.time_base), packet
+                yield float(packet.dts * packet.time_base), packet
     for packet in target.encode(None):
-        yield float(packet.pts * packet.time_base), packet
+        yield float(packet.dts * packet.time_base), packet
 
 
 def add_audio(video: str | os.PathLike[str], source: str | os.PathLike[str]) -> bool:
@@ -137,7 +137,7 @@ def add_audio(video: str | os.PathLike[str], source: str | os.PathLike[str]) -> 
                 target = out.add_stream("aac", rate=astream.rate)
                 target.layout = astream.layout.name
                 audio = _transcoded(audio_in, astream, target, length)
-            # Interleaved by time, so a player (and the muxer) never buffers a whole track.
+            # Interleaved by decoding time, so a player (and the muxer) never buffers a track.
             merged = heapq.merge(
                 ((t, 0, p) for t, p in _packets(video_in, vstream, None)),
                 ((t, 1, p) for t, p in audio),
