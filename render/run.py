@@ -92,6 +92,8 @@ for message in (
     r".*manual optimization and every_n_train_steps.*",
     # A resumed render's checkpoint folder holds the checkpoints it resumes from.
     r"Checkpoint directory .* exists and is not empty.*",
+    # A resumed video makes again the frame it was stopped in, with that frame's metrics.
+    r"Experiment logs directory .* exists and is not empty.*",
 ):
     warnings.filterwarnings("ignore", message=message)
 

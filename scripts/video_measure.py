@@ -14,7 +14,9 @@ config). Printed as one markdown table:
   dream against its photo;
 - **gain over the undreamed view** (a zoom from a photo without drift): the same against the
   photo seen through the same camera move, undreamed (zoomed ``zoom ** t`` in one resample);
-- **seam ratio** of each frame (render/quality.py ``seam_ratio``: 1 is no seam).
+- **seam ratio** of each frame (render/quality.py ``seam_ratio``: 1 is no seam);
+- with ``--classes``, the class the model reads in each whole frame (a morph's ends are its
+  classes), with EfficientNet-Lite2's too (a network that never rendered it).
 
 ``--sheet`` writes every ``--every``-th frame (and the last) as a contact sheet
 (``torchvision.utils.make_grid``), ``--width`` pixels wide; ``--mp4`` the video again with frames
@@ -45,11 +47,12 @@ from omegaconf import OmegaConf  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
 from render.config import build  # noqa: E402
+from render.models import efficientnet_lite2  # noqa: E402
 from render.motion.encode import write_mp4  # noqa: E402
 from render.motion.frames import VIDEO, ZoomStarts, frame_path  # noqa: E402
 from render.motion.zoom import move  # noqa: E402
 from render.outputs import fit_within, save_png, to_pil  # noqa: E402
-from render.quality import load_picture, seam_ratio  # noqa: E402
+from render.quality import classify, load_picture, seam_ratio  # noqa: E402
 from render.recipe import read_recipe  # noqa: E402
 from render.run import make_tiling  # noqa: E402
 from scripts.dream_compare import layer_energy  # noqa: E402
@@ -80,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--every", type=int, default=6, help="frames between the sheet's")
     parser.add_argument("--columns", type=int, default=4, help="the sheet's columns")
     parser.add_argument("--width", type=int, default=1024, help="the sheet's width in pixels")
+    parser.add_argument("--classes", action="store_true", help="print each frame's class")
     parser.add_argument("--mp4", type=Path, default=None, help="write a small copy of the video")
     parser.add_argument("--mp4-size", type=int, default=256, help="its frames' longer side")
     parser.add_argument("--crf", type=int, default=28, help="its quality (x264's crf)")
@@ -117,6 +121,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     if len(over_start) > 1:
         print(f"\ngain over its start, frames 1 on: {summary(over_start[1:])}")
+    if args.classes:
+        batch = torch.cat(frames)
+        for name, judge in (
+            ("rendering model", model),
+            ("EfficientNet-Lite2", efficientnet_lite2()),
+        ):
+            top = classify(judge, batch, judge.input_size).argmax(dim=1).tolist()
+            print(f"\nclass of each frame ({name}): {' '.join(map(str, top))}")
     if args.sheet:
         chosen = sorted({*range(0, count, args.every), count - 1})
         grid = make_grid(torch.cat([frames[t] for t in chosen]), nrow=args.columns, padding=4)

@@ -156,10 +156,13 @@ def test_a_stopped_or_killed_zoom_resumes_at_its_first_missing_frame_with_the_sa
 
 
 @pytest.mark.slow
-def test_a_fresh_video_over_earlier_frames_is_refused(zoomed, tmp_path):
+def test_a_fresh_video_or_another_canvas_over_earlier_frames_is_refused(zoomed, tmp_path):
     result = run_render(*ZOOM, f"hydra.run.dir={zoomed}", check=False)
     assert result.returncode == 2
     assert "frames holds the frames of an earlier video; add resume=true" in result.stderr
+    other = run_render(*ZOOM, "seed=1", "resume=true", f"hydra.run.dir={zoomed}", check=False)
+    assert other.returncode == 2
+    assert "config.yaml is a checkpoint of another canvas: seed is 0 there, 1 here" in other.stderr
 
 
 @pytest.mark.slow
