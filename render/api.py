@@ -85,6 +85,14 @@ def render_image(
         *overrides,
     ]
     cfg, choices = compose_with_choices(composed)
+    if cfg.video.frames > 0 or choices.get("init") == "video":
+        making = (
+            "init=video" if choices.get("init") == "video" else f"video.frames={cfg.video.frames}"
+        )
+        raise UserError(
+            f"render_image returns one picture, and {making} makes a "
+            f"video: render it with render.run.render(cfg, run_dir) or the command line"
+        )
     # The recipe names the command line that renders the same config (see the docstring).
     launch = Launch(
         program=("tiledream",),

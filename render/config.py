@@ -132,6 +132,45 @@ class OutputConfig:
 
 
 @dataclass
+class VideoConfig:
+    """A video (render/motion/): frames dreamed one after another, each starting from the
+    previous one moved; ``video.frames`` 0 renders one picture."""
+
+    frames: int = rule(Number(integer=True, at_least=0, note="0: a picture, not a video"), 0)
+    """Frames of the video; frame 0 is the render the rest of the config describes. With
+    ``init=video``: 0 dreams every frame of the input video, a number its first ones."""
+    fps: float = rule(POSITIVE, 12.0)
+    """Frames per second of ``render.mp4``."""
+    updates_per_frame: float = rule(POSITIVE, 10.0)
+    """Optimiser updates of every tile in each frame after the first (one octave at full size);
+    ``trainer.max_steps``, when set, wins."""
+    zoom: float = rule(POSITIVE, 1.0)
+    """Scale from one frame to the next, about ``video.center`` (above 1: into the picture)."""
+    rotate: float = rule(FINITE, 0.0)
+    """Rotation from one frame to the next, in degrees (positive: anticlockwise)."""
+    drift: list[float] = rule(FINITE, default_factory=lambda: [0.0, 0.0])
+    """Shift ``[down, right]`` of the picture from one frame to the next, in pixels."""
+    center: list[float] = rule(
+        Number(at_least=0, at_most=1, note="a share of the frame"),
+        default_factory=lambda: [0.5, 0.5],
+    )
+    """The point ``[y, x]`` the zoom and rotation keep in place."""
+    classes: list[int] | None = rule(NON_NEGATIVE_INT, None)
+    """Class logits the objective moves to from the config's ``objective`` (frame 0), one after
+    the other, evenly over the frames (a morph); null: ``objective`` throughout."""
+    channels: list[int] | None = rule(NON_NEGATIVE_INT, None)
+    """Channels of ``objective.layer`` the objective moves to, as ``video.classes``."""
+    objectives: list[Any] | None = None
+    """Objective configs the objective moves to, as ``video.classes`` (at most one of classes,
+    channels, objectives)."""
+    crf: int = rule(Number(integer=True, at_least=0, at_most=51, note="0: lossless"), 18)
+    """Quality of ``render.mp4`` (H.264's constant rate factor: lower is better and larger)."""
+    png: bool = True
+    """Keep the frames' PNGs (``frames/00000.png``, ...) beside ``render.mp4``; they are
+    written anyway, as the record a resumed video continues from."""
+
+
+@dataclass
 class RenderConfig:
     """The whole render: ``python scripts/render.py key=value ...``."""
 
@@ -155,6 +194,8 @@ class RenderConfig:
     """Checkpoints of a render."""
     output: OutputConfig = field(default_factory=OutputConfig)
     """Which picture files a render writes."""
+    video: VideoConfig = field(default_factory=VideoConfig)
+    """Frames dreamed one after another, written as ``render.mp4`` (``video.frames`` above 0)."""
     trainer: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of ``lightning.pytorch.Trainer``."""
     seed: int = rule(Number(integer=True, at_least=0, at_most=MAX_SEED), 0)
@@ -417,6 +458,30 @@ class ImageInit:
     path: str = MISSING
     """The photo, resized to ``tiling.base_size`` when that is given; a relative path not in
     the working folder is looked up next to the configs (``configs/photos/chelsea.jpg``)."""
+    fit: str = "stretch"
+    """How the photo is brought to ``tiling.base_size``: ``stretch`` (resized to it) or
+    ``cover`` (its shape kept: enlarged to cover the canvas, then cut to it about the centre)."""
+
+
+@dataclass
+class VideoInit:
+    _target_: str = "render.motion.video.VideoInit"
+    path: str = MISSING
+    """The video (MP4, MOV, ... anything FFmpeg reads), dreamed frame by frame into
+    ``render.mp4`` at its frame rate with its audio track; ``video.frames`` (when above 0) dreams
+    only the first ones. Its frames are resized to ``tiling.base_size`` when that is given."""
+    flow: str = "dis"
+    """Optical flow between its frames: ``dis`` or ``farneback`` (OpenCV, no weights),
+    ``raft_small`` or ``raft_large`` (torchvision's, when their weights are in the torch hub
+    cache)."""
+    reliable: float = rule(Number(at_least=0, at_most=1), 0.9)
+    """Weight of the previous dreamed frame, moved by the flow, in the start of the next frame
+    where the flow is reliable (forward and backward flow agree); the rest is the input frame."""
+    unreliable: float = rule(Number(at_least=0, at_most=1), 0.2)
+    """The same weight where the flow is not reliable: occlusions, what came into view."""
+    fit: str = "stretch"
+    """How a frame is brought to ``tiling.base_size``: ``stretch`` or ``cover`` (as
+    ``init=image``)."""
 
 
 @dataclass
@@ -482,7 +547,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     },
     "param": {"fft": FourierParamConfig, "maco": MacoParamConfig, "pixel": PixelParamConfig},
     "transforms": {"standard": StandardTransformsConfig, "none": NoTransformsConfig},
-    "init": {"noise": NoiseInit, "image": ImageInit},
+    "init": {"noise": NoiseInit, "image": ImageInit, "video": VideoInit},
     "optim": {"adam": AdamConfig, "nadam": NAdamConfig, "normalized": NormalizedSGDConfig},
 }
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 
 
 class UserError(Exception):
@@ -14,26 +13,18 @@ class UserError(Exception):
 
 
 class RenderStopped(Exception):
-    """A render stopped by a signal, after saving a checkpoint at its current step.
+    """A render stopped by a signal, after saving what it resumes from.
 
     ``resume`` ends the message: how to continue (the command line puts the command there). The
     exit status of a stopped command is ``128 + signal`` (143 for SIGTERM), as a shell reports a
     process that a signal ended.
     """
 
-    def __init__(
-        self,
-        signum: int,
-        step: int,
-        octave: int,
-        octaves: int,
-        checkpoint: Path,
-        requeued: str | None = None,
-    ) -> None:
-        """Stopped by ``signum`` at ``step`` of octave ``octave`` (from 1) of ``octaves``."""
+    def __init__(self, signum: int, what: str, requeued: str | None = None) -> None:
+        """Stopped by ``signum``; ``what``: where, and what was saved ("at step 2 of octave
+        1/1: checkpoint saved (PATH)"); ``requeued``: the SLURM job requeued, if any."""
         super().__init__()
-        self.signum, self.step, self.octave, self.octaves = signum, step, octave, octaves
-        self.checkpoint, self.requeued = checkpoint, requeued
+        self.signum, self.what, self.requeued = signum, what, requeued
         self.resume = "resume with resume=true in the same run directory"
 
     @property
@@ -44,7 +35,4 @@ class RenderStopped(Exception):
     def __str__(self) -> str:
         name = signal.Signals(self.signum).name
         requeued = f"; SLURM job {self.requeued} requeued" if self.requeued else ""
-        return (
-            f"stopped by {name} at step {self.step} of octave {self.octave}/{self.octaves}: "
-            f"checkpoint saved ({self.checkpoint}){requeued}; {self.resume}"
-        )
+        return f"stopped by {name} {self.what}{requeued}; {self.resume}"

@@ -1,4 +1,5 @@
-"""Where a render starts: seeded noise, or a photo (deep dream)."""
+"""Where a render starts: seeded noise, a photo (deep dream), or a canvas in memory (a frame
+of a video: the previous frame moved)."""
 
 from __future__ import annotations
 
@@ -23,30 +24,54 @@ class NoiseInit:
         return None
 
 
-class ImageInit:
-    """Start from a photo, resized to the canvas."""
+#: How a picture is brought to the canvas's size: stretched to it, or enlarged to cover it and
+#: cut to it about the centre (its shape kept).
+FITS = ("stretch", "cover")
 
-    def __init__(self, path: str) -> None:
-        """Read ``path`` now, so that a bad path fails before any work is done."""
+
+class CanvasInit:
+    """Start from a picture already in memory, brought to the canvas's size."""
+
+    def __init__(self, image: Tensor, fit: str = "stretch") -> None:
+        """``image``: ``[3, H, W]`` or ``[1, 3, H, W]``, floats in [0, 1] or uint8; ``fit``: one
+        of :data:`FITS`."""
+        if fit not in FITS:
+            raise UserError(f"init.fit must be one of {list(FITS)}, got {fit!r}")
+        self.image, self.fit = image.reshape(-1, *image.shape[-2:]), fit
+
+    def size(self) -> tuple[int, int]:
+        """The picture's (height, width)."""
+        return (self.image.shape[-2], self.image.shape[-1])
+
+    def canvas(self, size: tuple[int, int]) -> Tensor:
+        """The picture as ``[1, 3, H, W]`` floats in [0, 1] of ``size``."""
+        image = TF.to_dtype(self.image, torch.float32, scale=True)
+        height, width = image.shape[-2:]
+        if (height, width) != tuple(size):
+            scaled = list(size)
+            if self.fit == "cover":
+                scale = max(size[0] / height, size[1] / width)
+                scaled = [max(size[0], round(height * scale)), max(size[1], round(width * scale))]
+            image = TF.resize(image, scaled, antialias=True).clamp(0, 1)
+            image = TF.center_crop(image, list(size))
+        return image.unsqueeze(0).as_subclass(Tensor)
+
+
+class ImageInit(CanvasInit):
+    """Start from a photo, brought to the canvas's size."""
+
+    def __init__(self, path: str, fit: str = "stretch") -> None:
+        """Read ``path`` now, so that a bad path fails before any work is done; ``fit``: one of
+        :data:`FITS`."""
         self.path = find_shipped(path)
         if not self.path.is_file():
             raise UserError(f"init.path {str(self.path)!r} is not a file; give an image file")
         try:
             with Image.open(self.path) as photo:
-                self.image = TF.to_image(photo.convert("RGB"))
+                # Kept as 8 bits: a quarter of the memory of floats, for a photo of any size.
+                super().__init__(TF.to_image(photo.convert("RGB")).as_subclass(Tensor), fit)
         except (UnidentifiedImageError, OSError) as error:
             raise UserError(
                 f"init.path {str(self.path)!r} is not a readable image ({error}); "
                 f"use a PNG, JPEG or another format pillow reads"
             ) from None
-
-    def size(self) -> tuple[int, int]:
-        """The photo's (height, width)."""
-        return (self.image.shape[-2], self.image.shape[-1])
-
-    def canvas(self, size: tuple[int, int]) -> Tensor:
-        """The photo as ``[1, 3, H, W]`` floats in [0, 1], resized to ``size``."""
-        image = TF.to_dtype(self.image, torch.float32, scale=True)
-        if tuple(image.shape[-2:]) != tuple(size):
-            image = TF.resize(image, list(size), antialias=True).clamp(0, 1)
-        return image.unsqueeze(0).as_subclass(Tensor)

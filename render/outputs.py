@@ -59,11 +59,11 @@ def to_pil(image: Tensor, rows_per_chunk: int = 256) -> Image.Image:
     return Image.fromarray(pixels.numpy(), mode="RGB")
 
 
-def save_png(image: Tensor, path: Path) -> None:
-    """Write ``image`` as an RGB PNG, atomically."""
+def save_png(image: Tensor, path: Path, recipe: Recipe | None = None) -> None:
+    """Write ``image`` as an RGB PNG, atomically, carrying ``recipe`` when given."""
     picture = to_pil(image)
     with atomic_path(path) as tmp:
-        picture.save(tmp, format="PNG")
+        picture.save(tmp, format="PNG", pnginfo=None if recipe is None else recipe.png_info())
 
 
 def fit_within(size: tuple[int, int], longest: int) -> tuple[int, int]:

@@ -360,7 +360,7 @@ def _drop(config: dict[str, Any], path: str) -> None:
 
 
 def read_recipe(path: str | Path) -> Recipe:
-    """The recipe carried by a PNG, TIFF, GIF or DZI file; UserError if it carries none."""
+    """The recipe carried by a PNG, TIFF, GIF, DZI or MP4 file; UserError if it carries none."""
     path = Path(path)
     try:
         with path.open("rb") as file:
@@ -374,9 +374,12 @@ def read_recipe(path: str | Path) -> Recipe:
             text = _tiff_text(path)
         elif head.lstrip().startswith(b"<"):
             text = _dzi_text(path)
+        elif head[4:8] == b"ftyp":
+            text = _mp4_text(path)
         else:
             raise UserError(
-                f"{path} is not a PNG, TIFF, GIF or DZI file, so it carries no tiledream recipe"
+                f"{path} is not a PNG, TIFF, GIF, DZI or MP4 file, so it carries no tiledream "
+                f"recipe"
             )
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as error:
         # SyntaxError: what Pillow and ElementTree raise for a damaged file.
@@ -399,6 +402,14 @@ def _tiff_text(path: Path) -> str | None:
     with tifffile.TiffFile(path) as tiff:
         description = tiff.pages.first.description
     return description or None
+
+
+def _mp4_text(path: Path) -> str | None:
+    """The comment of a video's container (render/motion/encode.py writes the recipe there)."""
+    import av
+
+    with av.open(str(path)) as container:
+        return container.metadata.get("comment")
 
 
 def _dzi_text(path: Path) -> str | None:

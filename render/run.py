@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import pytorch_lightning as pl
 import torch
@@ -34,6 +34,7 @@ from render.config import build, check_values
 from render.context import between
 from render.errors import UserError
 from render.models import FeatureModel
+from render.motion.video import VideoInit
 from render.objectives import Objective
 from render.outputs import ProgressGif
 from render.params import Parameterization
@@ -64,6 +65,8 @@ from tiling import TilingModule
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "Fitted",
+    "fit_octaves",
     "make_plan",
     "make_renderer",
     "make_tiling",
@@ -89,6 +92,8 @@ for message in (
     r".*manual optimization and every_n_train_steps.*",
     # A resumed render's checkpoint folder holds the checkpoints it resumes from.
     r"Checkpoint directory .* exists and is not empty.*",
+    # A resumed video makes again the frame it was stopped in, with that frame's metrics.
+    r"Experiment logs directory .* exists and is not empty.*",
 ):
     warnings.filterwarnings("ignore", message=message)
 
@@ -145,7 +150,7 @@ def make_trainer(
     cfg: DictConfig,
     run_dir: Path,
     ckpt_dir: Path,
-    gif: ProgressGif,
+    gif: ProgressGif | None,
     *,
     steps: int | None = None,
     label: str = "render",
@@ -155,7 +160,8 @@ def make_trainer(
     """Lightning's Trainer with the render's callbacks; ``trainer.*`` keys pass through.
 
     ``steps`` (the octave's planned steps) is used unless ``trainer.max_steps`` is given;
-    ``label`` names the octave on the progress bar, ``log_version`` its metrics folder.
+    ``label`` names the octave on the progress bar, ``log_version`` its metrics folder;
+    ``gif`` receives a small canvas after every blend (None: nothing does).
     """
     kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)  # type: ignore[assignment]
     kwargs["strategy"] = make_strategy(kwargs.get("strategy", "auto"))
@@ -163,7 +169,8 @@ def make_trainer(
         if steps is None:
             raise UserError("trainer.max_steps is not set and no step budget was planned")
         kwargs["max_steps"] = steps
-    callbacks: list[pl.Callback] = [BlendCallback(cfg.render.blend_every, gif.add, gif.max_size)]
+    preview = (gif.add, gif.max_size) if gif is not None else (None, cfg.render.gif_max_size)
+    callbacks: list[pl.Callback] = [BlendCallback(cfg.render.blend_every, *preview)]
     callbacks += list(extra_callbacks)
     if kwargs.get("enable_progress_bar", True):
         callbacks.append(OctaveProgressBar(label))
@@ -443,6 +450,8 @@ def prepare(
     """
     objective.validate(model.layer_channels())
     init = build(cfg.init)
+    if isinstance(init, VideoInit):  # video.frames and video.fps become the video's
+        init.configure(cfg)
     if objective.photo_layers and init.size() is None:
         raise UserError(
             f"the objective {objective!r} compares the render with the photo it starts from; "
@@ -488,6 +497,15 @@ def _render(
         state_dtype(settings.state_dtype),
         world_size(cfg.trainer),
     )
+    if cfg.get("video") is not None and cfg.video.frames > 0:
+        # A video: a sequence of renders like the one below, one per frame (render/motion/).
+        from render.motion.frames import render_frames
+
+        written = render_frames(
+            cfg, run_dir, model, objective, init, base, stop, Recipe.make(cfg, launch, weights)
+        )
+        log.info("video: done in %.1f s", time.perf_counter() - started)
+        return written
     plan = make_plan(cfg, base, from_image)
     log_plan(plan, tile, settings.tiles_per_step)
     gif = ProgressGif(settings.gif_max_size)
@@ -510,84 +528,28 @@ def _render(
             f"{ckpt_root} holds the checkpoints of an earlier render; add resume=true to "
             f"continue it, or give another hydra.run.dir (or delete that folder) to start afresh"
         )
-    canvas: Tensor | None = None  # the last octave's canvas (one process)
-    previous: tuple[TileRenderer, Tensor] | None = None  # its module and own tiles (several)
-    photo: Tensor | None = None
-    for octave in plan:
-        size = octave.size
-        if octave.index < start:
-            continue
-        tiling = make_tiling(cfg.tiling, size)
-        param = build(cfg.param, tile_size=tuple(tile))
-        check_memory(
-            tiling, param, size, cfg, state_dtype(settings.state_dtype), world_size(cfg.trainer)
-        )
-        next_photo = init.canvas(size) if settings.carry_detail else None
-        label = f"octave {octave.index + 1}/{len(plan)}"
-        ckpt_dir = octave_dir(ckpt_root, octave.index, len(plan))
-        trainer = make_trainer(
-            cfg,
-            run_dir,
-            ckpt_dir,
-            gif,
-            steps=octave.steps,
-            label=label,
-            log_version=f"octave{octave.index + 1}" if len(plan) > 1 else "",
-            extra_callbacks=[
-                TimeEstimate(plan, octave.index, settings.tiles_per_step),
-                RecordConfig(recorded),
-                # After the blend, which is added first: it changes the tiles of its step.
-                StopOnSignal(stop, ckpt_dir, octave.index, len(plan)),
-            ],
-        )
-        # The launcher's environment names the rank before the processes meet.
-        shard = (trainer.global_rank, trainer.world_size)
-        init_top = 0
-        if octave.index == start and ckpt is not None:
-            init_canvas = None  # the checkpoint brings the canvas
-        elif octave.index == 0:
-            init_canvas = init.canvas(size)
-        elif previous is not None:
-            init_top, init_canvas = next_octave_rows(
-                *previous, tiling, shard, photo, next_photo, settings.octave_headroom
-            )
-        else:
-            assert canvas is not None
-            init_canvas = next_octave_canvas(
-                canvas, size, photo, next_photo, settings.octave_headroom
-            )
-        canvas = previous = None
-        module = make_renderer(
-            cfg,
-            model,
-            objective,
-            tiling,
-            param,
-            seed=cfg.seed + octave.index,
-            init_canvas=init_canvas,
-            context=context_sizes(cfg, plan[0].size, size) if octave.views > 1 else None,
-            shard=shard,
-            init_top=init_top,
-            # Only the last octave's gradients make the transparency map: they are taken with
-            # respect to the written picture's own pixels, and its tiles' context views bring
-            # in the composition the first octave set (the gradient of a tile's score in its
-            # view reaches its pixels). An earlier octave's map would have to be enlarged and
-            # rescaled to another pixel size to be added, and would blur the last one's.
-            alpha=cfg.output.alpha and octave.index == len(plan) - 1,
-            photo=init.canvas(size) if objective.photo_layers else None,
-        )
-        del init_canvas
-        trainer.fit(module, ckpt_path=str(ckpt) if octave.index == start and ckpt else None)
-        pixels = module.finish()
-        if octave.index + 1 < len(plan):
-            if module.sharded:
-                previous = (module, pixels)
-            else:
-                canvas = module.canvas(pixels)
-            # The photo at this octave's size: the next octave adds the detail dreamed here
-            # (canvas - photo) to the photo at its own size (carry_detail only).
-            photo = next_photo
-            del module, pixels
+
+    def callbacks(octave: Octave, ckpt_dir: Path) -> list[pl.Callback]:
+        return [
+            TimeEstimate(plan, octave.index, settings.tiles_per_step),
+            RecordConfig(recorded),
+            # After the blend, which is added first: it changes the tiles of its step.
+            StopOnSignal(stop, ckpt_dir, octave.index, len(plan)),
+        ]
+
+    fitted = fit_octaves(
+        cfg,
+        run_dir,
+        model,
+        objective,
+        init,
+        plan,
+        seed=cfg.seed,
+        gif=gif,
+        callbacks=callbacks,
+        resume=(start, ckpt),
+    )
+    tiling, module, pixels, trainer = fitted
 
     # Every rank takes part in the writing: rank 0 asks for the tiles of each strip, and each
     # rank sends it those it owns, so no process ever holds the whole canvas.
@@ -614,6 +576,121 @@ def _render(
     )
     log.info("render: done in %.1f s%s", time.perf_counter() - started, cuda)
     return run_dir / Pictures.choose(cfg.output, base).main_file()
+
+
+class Fitted(NamedTuple):
+    """The last octave of a render: its tiling, its module, this rank's tiles and its trainer."""
+
+    tiling: TilingModule
+    module: TileRenderer
+    pixels: Tensor
+    trainer: pl.Trainer
+
+
+def fit_octaves(
+    cfg: DictConfig,
+    run_dir: Path,
+    model: FeatureModel,
+    objective: Objective,
+    init: Any,
+    plan: Sequence[Octave],
+    *,
+    seed: int,
+    gif: ProgressGif | None,
+    callbacks: Callable[[Octave, Path], list[pl.Callback]],
+    resume: tuple[int, Path | None] = (0, None),
+    log_name: str = "",
+) -> Fitted:
+    """Optimise the canvas octave by octave from ``init`` (a built ``cfg.init``, or a
+    :class:`render.initial.CanvasInit`) along ``plan``; the last octave's state.
+
+    Octave ``k`` is seeded with ``seed + k``; ``callbacks(octave, checkpoint folder)`` are
+    added to its trainer; ``resume``: the octave (from 0) to start at and the checkpoint it
+    continues from. Metrics go to ``metrics/<log_name>/octave<k>`` (without empty parts).
+    """
+    tile = list(cfg.tiling.tile_size)
+    settings = cfg.render
+    start, ckpt = resume
+    ckpt_root = run_dir / "checkpoints"
+    canvas: Tensor | None = None  # the last octave's canvas (one process)
+    previous: tuple[TileRenderer, Tensor] | None = None  # its module and own tiles (several)
+    photo: Tensor | None = None
+    fitted: Fitted | None = None
+    for octave in plan:
+        size = octave.size
+        if octave.index < start:
+            continue
+        tiling = make_tiling(cfg.tiling, size)
+        param = build(cfg.param, tile_size=tuple(tile))
+        check_memory(
+            tiling, param, size, cfg, state_dtype(settings.state_dtype), world_size(cfg.trainer)
+        )
+        next_photo = init.canvas(size) if settings.carry_detail else None
+        label = f"octave {octave.index + 1}/{len(plan)}"
+        ckpt_dir = octave_dir(ckpt_root, octave.index, len(plan))
+        octave_name = f"octave{octave.index + 1}" if len(plan) > 1 else ""
+        trainer = make_trainer(
+            cfg,
+            run_dir,
+            ckpt_dir,
+            gif,
+            steps=octave.steps,
+            label=label,
+            log_version="/".join(part for part in (log_name, octave_name) if part),
+            extra_callbacks=callbacks(octave, ckpt_dir),
+        )
+        # The launcher's environment names the rank before the processes meet.
+        shard = (trainer.global_rank, trainer.world_size)
+        init_top = 0
+        if octave.index == start and ckpt is not None:
+            init_canvas = None  # the checkpoint brings the canvas
+        elif octave.index == 0:
+            init_canvas = init.canvas(size)
+        elif previous is not None:
+            init_top, init_canvas = next_octave_rows(
+                *previous, tiling, shard, photo, next_photo, settings.octave_headroom
+            )
+        else:
+            assert canvas is not None
+            init_canvas = next_octave_canvas(
+                canvas, size, photo, next_photo, settings.octave_headroom
+            )
+        canvas = previous = None
+        module = make_renderer(
+            cfg,
+            model,
+            objective,
+            tiling,
+            param,
+            seed=seed + octave.index,
+            init_canvas=init_canvas,
+            context=context_sizes(cfg, plan[0].size, size) if octave.views > 1 else None,
+            shard=shard,
+            init_top=init_top,
+            # Only the last octave's gradients make the transparency map: they are taken with
+            # respect to the written picture's own pixels, and its tiles' context views bring
+            # in the composition the first octave set (the gradient of a tile's score in its
+            # view reaches its pixels). An earlier octave's map would have to be enlarged and
+            # rescaled to another pixel size to be added, and would blur the last one's.
+            alpha=cfg.output.alpha and octave.index == len(plan) - 1,
+            photo=init.canvas(size) if objective.photo_layers else None,
+        )
+        del init_canvas
+        trainer.fit(module, ckpt_path=str(ckpt) if octave.index == start and ckpt else None)
+        pixels = module.finish()
+        fitted = Fitted(tiling, module, pixels, trainer)
+        if octave.index + 1 < len(plan):
+            if module.sharded:
+                previous = (module, pixels)
+            else:
+                canvas = module.canvas(pixels)
+            # The photo at this octave's size: the next octave adds the detail dreamed here
+            # (canvas - photo) to the photo at its own size (carry_detail only).
+            photo = next_photo
+            fitted = None
+            del module, pixels
+    assert fitted is not None, "a plan has at least one octave, and the last is fitted"
+    return fitted
 
 
 def write_outputs(

@@ -142,7 +142,8 @@ class StopOnSignal(pl.Callback):
         trainer.save_checkpoint(path, weights_only=False)  # the optimiser state too
         requeue = signum == SLURM_WARNING and trainer.is_global_zero
         requeued = _requeue_slurm_job() if requeue else None
-        raise RenderStopped(signum, step, self.octave + 1, self.octaves, path, requeued)
+        where = f"at step {step} of octave {self.octave + 1}/{self.octaves}"
+        raise RenderStopped(signum, f"{where}: checkpoint saved ({path})", requeued)
 
     def _agreed(self) -> int:
         """The largest signal any rank received (0: none); one host all_reduce per step."""

@@ -39,6 +39,8 @@ GROUPS = ("model", "objective", "param", "transforms", "init", "optim")
 HYDRA_KEYS = ("_target_", "_partial_")
 #: The config that holds every option of every group (and the key it puts them under).
 OPTIONS = "reference_options"
+#: The sections of the render's own schema (render/config.py ``RenderConfig``), in page order.
+SECTIONS = ("tiling", "render", "checkpoint", "output", "video")
 #: A default list longer than this shows its first values and its length.
 LONGEST_LIST = 8
 
@@ -265,7 +267,7 @@ def sections() -> list[Section]:
         cfg = compose("render", return_hydra_config=True)
     found = [top_level(cfg)]
     docs = field_docs(OmegaConf.get_type(cfg))
-    for name in ("tiling", "render", "checkpoint", "output"):
+    for name in SECTIONS:
         found.append(Section(f"`{name}`", docs[name], tuple(rows(cfg[name], f"{name}."))))
     found.append(trainer(cfg))
     found += [option(group, name, *parts) for (group, name), parts in every_option().items()]

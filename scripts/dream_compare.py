@@ -141,11 +141,22 @@ def composition_error(image: Tensor, photo: Tensor, factor: int = COMPOSITION_SC
     )
 
 
+def parse_with_overrides(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
+) -> argparse.Namespace:
+    """``parser``'s options from ``argv`` (default: the command line) up to ``--``; what follows
+    ``--`` is ``overrides`` (Hydra's, for the render); a ``--size H`` becomes ``[H, H]``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    args.overrides = argv[split + 1 :]
+    if len(args.size) == 1:
+        args.size = args.size * 2
+    return args
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options; everything after ``--`` goes to the tiled render as overrides."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    overrides = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("photo", type=Path)
     parser.add_argument("--size", type=int, nargs="+", default=[1024], help="H [W]")
@@ -154,11 +165,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=10, help="classic loop's steps per octave")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--out", type=Path, default=None, help="write the images here")
-    args = parser.parse_args(argv)
-    args.overrides = overrides
-    if len(args.size) == 1:
-        args.size = args.size * 2
-    return args
+    return parse_with_overrides(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -107,6 +107,8 @@ def test_objective_and_size_arguments_are_the_overrides_they_name(tmp_path):
         ({"overrides": "seed=1"}, "overrides must be a list of strings"),
         ({"overrides": ["tiling.no_such_key=1"]}, "no_such_key"),
         ({"seed": 1.5}, "seed must be an int"),
+        ({"overrides": ["video.frames=2"]}, "render_image returns one picture"),
+        ({"overrides": ["init=video", "init.path=clip.mp4"]}, "and init=video makes a video"),
     ],
 )
 def test_bad_input_is_a_clear_user_error(kwargs, message):

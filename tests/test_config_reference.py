@@ -11,11 +11,8 @@ from conftest import ROOT
 from omegaconf import DictConfig, OmegaConf
 
 from render.config import SCHEMAS, TRAINER_RULES, RenderConfig, compose_config
-from scripts.config_reference import every_option, markdown, shown
+from scripts.config_reference import SECTIONS, every_option, markdown, shown
 from scripts.mkdocs_hooks import REFERENCE
-
-#: The sections of render.yaml's own schema, and the keys of the render itself.
-SECTIONS = ("tiling", "render", "checkpoint", "output")
 
 
 @pytest.fixture(scope="module")

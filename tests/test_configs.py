@@ -139,7 +139,7 @@ OPTION_SCHEMAS: dict[str, dict[str, type]] = {
         "standard": config.StandardTransformsConfig,
         "none": config.NoTransformsConfig,
     },
-    "init": {"noise": config.NoiseInit, "image": config.ImageInit},
+    "init": {"noise": config.NoiseInit, "image": config.ImageInit, "video": config.VideoInit},
     "optim": {
         "adam": config.AdamConfig,
         "nadam": config.NAdamConfig,

@@ -25,8 +25,8 @@ takes it:
 - ``make TARGET``: the Makefile has the target; ``ARGS=`` of ``make render`` is a render's.
 
 Placeholders. A command may name the reader's own files and folders: ``photo.jpg`` and
-``astronaut.png`` are the reader's pictures, given here by pictures of the
-repository (``PICTURES``); a folder a command writes or reads (``RUN_DIR``, ``DIR``, a
+``astronaut.png`` are the reader's pictures and ``clip.mp4`` the reader's video, given here by
+files of the repository (``PICTURES``); a folder a command writes or reads (``RUN_DIR``, ``DIR``, a
 ``multirun/...`` folder) is taken as written, and a shell variable (``$NAME``) by its name. A
 command that needs any other file to exist is a mistake of the docs.
 """
@@ -63,6 +63,7 @@ from render.run import prepare
 PICTURES = {
     "photo.jpg": "docs/images/goldfish.jpg",
     "astronaut.png": "docs/images/goldfish.jpg",
+    "clip.mp4": "docs/images/video_pan_input.mp4",
 }
 #: The command lines that render, plan or list layers: the Hydra command line's.
 HYDRA_COMMANDS = {

@@ -176,7 +176,7 @@ def test_a_file_without_a_recipe_is_one_error_line_and_exit_2(monkeypatch, capsy
     recipe = dataclasses.replace(a_recipe(), in_python=("model",))
     Image.new("RGB", (4, 4)).save(in_python, pnginfo=recipe.png_info())
     cases = [
-        (["info", str(text)], f"{text} is not a PNG, TIFF, GIF or DZI file"),
+        (["info", str(text)], f"{text} is not a PNG, TIFF, GIF, DZI or MP4 file"),
         (["info", str(plain)], f"{plain} carries no tiledream recipe"),
         (["replay", str(plain)], f"{plain} carries no tiledream recipe"),
         (["info", str(damaged)], f"cannot read {damaged}"),

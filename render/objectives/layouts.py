@@ -17,7 +17,7 @@ from render.objectives.base import Objective
 from render.objectives.checks import require_index, require_objective, require_share
 from render.objectives.spatial import Box
 
-__all__ = ["atlas", "atlas_from_config", "interpolate"]
+__all__ = ["atlas", "atlas_from_config", "interpolate", "objective_list"]
 
 AXES = ("x", "y")
 
@@ -105,20 +105,55 @@ def atlas(
 _RANGE = re.compile(r"^\s*range\(\s*(\d+)\s*,\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)\s*$")
 
 
-def _indices(values: object, name: str) -> list[int]:
+def _indices(values: object, name: str, owner: str) -> list[int]:
     """A list of indices, or a string ``"range(a, b[, step])"`` (Python's meaning)."""
     if isinstance(values, str):
         match = _RANGE.match(values)
         if match is None:
             raise UserError(
-                f"atlas: {name} must be a list of integers or 'range(start, stop[, step])', "
+                f"{owner}: {name} must be a list of integers or 'range(start, stop[, step])', "
                 f"got {values!r}"
             )
         start, stop, step = (int(g) if g else 1 for g in match.groups())
         return list(range(start, stop, max(step, 1)))
     if isinstance(values, (bytes, dict)) or not isinstance(values, Sequence):
-        raise UserError(f"atlas: {name} must be a list of integers, got {values!r}")
-    return [require_index(v, name, "atlas") for v in values]
+        raise UserError(f"{owner}: {name} must be a list of integers, got {values!r}")
+    return [require_index(v, name, owner) for v in values]
+
+
+def objective_list(
+    owner: str,
+    keys: tuple[str, str],
+    layer: str | None = None,
+    channels: Sequence[int] | str | None = None,
+    classes: Sequence[int] | str | None = None,
+    cells: Sequence[Objective] | None = None,
+    required: bool = True,
+) -> list[Objective] | None:
+    """The objectives listed by one of ``channels`` (of ``layer``), ``classes`` (logits) or
+    ``cells`` (objectives); None when none is given and not ``required``.
+
+    ``keys``: where the user sets them, for messages: the prefix of the three
+    (``objective.``) and the key of the layer (``objective.layer``).
+    """
+    prefix, layer_key = keys
+    given = [
+        name
+        for name, v in (("channels", channels), ("classes", classes), ("cells", cells))
+        if v is not None
+    ]
+    if len(given) > 1 or (required and not given):
+        raise UserError(
+            f"{owner}: give {'exactly' if required else 'at most'} one of {prefix}channels "
+            f"(with {layer_key}), {prefix}classes or {prefix}cells, got {given or 'none'}"
+        )
+    if channels is not None:
+        if layer is None:
+            raise UserError(f"{owner}: {prefix}channels needs {layer_key}")
+        return [channel(layer, c) for c in _indices(channels, "channels", owner)]
+    if classes is not None:
+        return [class_logit(c) for c in _indices(classes, "classes", owner)]
+    return None if cells is None else list(cells)
 
 
 def atlas_from_config(
@@ -132,20 +167,8 @@ def atlas_from_config(
     """``objective=atlas``: an atlas of the ``channels`` of ``layer``, of ``classes`` (logits),
     or of any ``cells`` (objective configs); exactly one of the three.
     """
-    given = [
-        name
-        for name, v in (("channels", channels), ("classes", classes), ("cells", cells))
-        if v is not None
-    ]
-    if len(given) != 1:
-        raise UserError(
-            f"atlas: give exactly one of objective.channels (with objective.layer), "
-            f"objective.classes or objective.cells, got {given or 'none'}"
-        )
-    if channels is not None:
-        if layer is None:
-            raise UserError("atlas: objective.channels needs objective.layer")
-        cells = [channel(layer, c) for c in _indices(channels, "channels")]
-    elif classes is not None:
-        cells = [class_logit(c) for c in _indices(classes, "classes")]
-    return atlas(cells, grid, blend)  # type: ignore[arg-type]
+    listed = objective_list(
+        "atlas", ("objective.", "objective.layer"), layer, channels, classes, cells
+    )
+    assert listed is not None  # required
+    return atlas(listed, grid, blend)

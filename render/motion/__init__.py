@@ -1,0 +1,1 @@
+"""Moving pictures: frames dreamed one after another (zooms, dreamed videos)."""
