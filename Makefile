@@ -32,8 +32,9 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # A pytest worker a core (pytest-xdist; tests/conftest.py gives each its share of torch's
-# threads and makes what several tests read once); the 20 slowest tests close the output.
-PYTEST := $(BIN)/python -m pytest -q -n auto --durations=20
+# threads, makes what several tests read once and puts the slow tests first; a worker that runs
+# out takes queued tests from the other); the 20 slowest tests close the output.
+PYTEST := $(BIN)/python -m pytest -q -n auto --dist worksteal --durations=20
 
 test: lint browser docs
 	$(PYTEST)

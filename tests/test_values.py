@@ -9,7 +9,7 @@ import sys
 import typing
 
 import pytest
-from conftest import RENDER, ROOT, run_render
+from conftest import RENDER, ROOT, tiledream
 
 from render.config import SCHEMAS, TRAINER_RULES, RenderConfig
 from render.errors import UserError
@@ -70,7 +70,7 @@ def test_the_walk_covers_the_schema():
     ],
 )
 def test_a_bad_number_is_one_line_and_exit_2(tmp_path, option, key, bad):
-    result = run_render(*option, f"{key}={bad}", f"hydra.run.dir={tmp_path}", check=False)
+    result = tiledream(*option, f"{key}={bad}", f"hydra.run.dir={tmp_path}", check=False)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
