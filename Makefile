@@ -34,9 +34,10 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # A pytest worker a core (pytest-xdist; tests/conftest.py gives each its share of torch's
-# threads, makes what several tests read once and puts the slow tests first; a worker that runs
-# out takes queued tests from the other); the 20 slowest tests close the output.
-PYTEST := $(BIN)/python -m pytest -q -n auto --dist worksteal --durations=20
+# threads, makes what several tests read once and puts the slow tests first); each worker takes
+# the next test when it is done with its last (--maxschedchunk 1), so the slow tests start first
+# and the fast ones fill in at the end; the 20 slowest tests close the output.
+PYTEST := $(BIN)/python -m pytest -q -n auto --dist load --maxschedchunk 1 --durations=20
 
 test: lint browser docs
 	$(PYTEST)

@@ -35,9 +35,10 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first, each group in its order: under ``--dist worksteal`` (``make test``)
-    the fast ones at the end are what a worker that runs out takes from the other, so both end
-    together instead of one starting a render of minutes while the other has nothing left."""
+    """The slow tests first, each group in its order: as ``make test`` hands each worker the
+    next test when it is done (``--maxschedchunk 1``), the slow ones start first and the fast
+    ones fill in at the end, so both workers end together instead of one starting a render of
+    minutes while the other has nothing left."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
