@@ -1,8 +1,12 @@
 """Helpers shared by the tests: the real command line and a tiny render for it, what several
 tests read made once, and a bare Trainer for a renderer."""
 
+import contextlib
 import fcntl
+import io
+import logging
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -11,11 +15,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
 from PIL import Image
 
+from render import cli
 from render.config import compose_with_choices
 from render.recipe import Launch, Recipe, Weights
 
@@ -26,6 +32,15 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
     _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     os.environ["OMP_NUM_THREADS"] = str(_threads)
     torch.set_num_threads(_threads)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first, each group in its order: as ``make test`` hands each worker the
+    next test when it is done (``--maxschedchunk 1``), the slow ones start first and the fast
+    ones fill in at the end, so both workers end together instead of one starting a render of
+    minutes while the other has nothing left."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
 
 ROOT = Path(__file__).resolve().parents[1]
 RENDER = str(ROOT / "scripts" / "render.py")
@@ -70,6 +85,43 @@ def run_render(*overrides: str, check: bool = True) -> subprocess.CompletedProce
         check=check,
         timeout=600,
     )
+
+
+def tiledream(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``python scripts/render.py ARGS...`` (``plan``, ``info``, ``replay`` or a render) by its
+    entry point, ``render.cli.main``, in this process: the same command line and argv as
+    :func:`run_render` without a new interpreter's imports of torch and Lightning (about 8 s of
+    CPU each). For what a command writes, says or refuses; what needs a process of its own (a
+    signal, a kill, more ranks, its memory, its imports) uses :func:`run_render`.
+
+    What a render changes in this process is put back: the environment, the log handlers
+    Hydra adds and the random generators.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    environ, argv, root = dict(os.environ), sys.argv, logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    states = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    sys.argv = [RENDER, *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                cli.main()
+                status = 0
+            except SystemExit as stop:
+                status = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    finally:
+        sys.argv = argv
+        os.environ.clear()
+        os.environ.update(environ)
+        for handler in set(root.handlers) - set(handlers):
+            handler.close()
+        root.handlers[:], root.level = handlers, level
+        torch.set_rng_state(states[0])
+        random.setstate(states[1])
+        np.random.set_state(states[2])
+    done = subprocess.CompletedProcess([RENDER, *args], status, out.getvalue(), err.getvalue())
+    assert not check or status == 0, done.stderr[-4000:]
+    return done
 
 
 def made_once(request: pytest.FixtureRequest, name: str, make: Callable[[Path], object]) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ROOT, assert_a_picture, run_render
+from conftest import ROOT, assert_a_picture, tiledream
 
 from render.config import build, compose_config
 from render.errors import UserError
@@ -112,7 +112,7 @@ def test_the_keep_term_holds_the_keep_layer_near_the_photo(tmp_path: Path) -> No
 @pytest.mark.slow
 def test_the_preset_accentuates_its_photo_from_the_command_line(tmp_path: Path) -> None:
     # Through the deep dream loop's octaves: each compares with the photo at its own size.
-    run_render(
+    tiledream(
         "experiment=accentuate",
         "tiling.tile_size=[64,64]",
         "tiling.base_size=[64,96]",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-from conftest import TINY, a_recipe, made_once, run_render
+from conftest import TINY, a_recipe, made_once, tiledream
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -52,7 +52,7 @@ MASKED = [
 
 
 def masked_render(run_dir: Path, *overrides: str) -> None:
-    run_render(
+    tiledream(
         *MASKED,
         f"objective.path={_mask(run_dir.parent / 'mask.png')}",
         *overrides,
@@ -109,7 +109,7 @@ def test_a_resumed_render_gives_the_same_map(masked: Path, tmp_path: Path) -> No
 
 def test_rgba_render_is_the_plain_render_with_the_map_as_its_alpha(tmp_path, tiny_run):
     # TINY is a pyramid of two octaves: the map is the last one's.
-    run_render(*TINY, "output.alpha=true", f"hydra.run.dir={tmp_path}")
+    tiledream(*TINY, "output.alpha=true", f"hydra.run.dir={tmp_path}")
     with Image.open(tmp_path / "render.png") as rgba, Image.open(tiny_run / "render.png") as rgb:
         assert rgba.mode == "RGBA" and rgb.mode == "RGB"
         pixels = np.asarray(rgba)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY, made_once, run_render, start_render
+from conftest import TINY, made_once, run_render, start_render, tiledream
 from omegaconf import OmegaConf
 
 from render.checkpoints import (
@@ -40,7 +40,7 @@ def finished(request):
     return made_once(
         request,
         "finished",
-        lambda run_dir: run_render(*CHECKPOINTED, f"hydra.run.dir={run_dir}"),
+        lambda run_dir: tiledream(*CHECKPOINTED, f"hydra.run.dir={run_dir}"),
     )
 
 
@@ -96,7 +96,7 @@ def test_checkpoints_of_octaves_with_context_views_hold_the_thumbnail(finished):
     ids=["geometry", "parameterisation", "layers"],
 )
 def test_resuming_another_canvas_is_refused_naming_each_difference(run_dir, change, named):
-    result = run_render(
+    result = tiledream(
         *CHECKPOINTED, *change, "resume=true", f"hydra.run.dir={run_dir}", check=False
     )
     error = one_error(result)
@@ -107,7 +107,7 @@ def test_resuming_another_canvas_is_refused_naming_each_difference(run_dir, chan
 
 def test_safe_changes_are_logged_and_the_render_goes_on(run_dir):
     changed = [o for o in CHECKPOINTED if not o.startswith("trainer.max_steps")]
-    run_render(
+    tiledream(
         *changed,
         "trainer.max_steps=6",
         "optim.lr=0.04",
@@ -128,7 +128,7 @@ def test_no_readable_checkpoint_is_one_line_naming_each_file(run_dir):
     (root / "octave2" / "step=2.ckpt").write_bytes(data[: len(data) // 2])  # a full disk
     for path in (root / "octave1").glob("step=*.ckpt"):
         torch.save({"state_dict": {}}, path)  # another program's checkpoint
-    result = run_render(*CHECKPOINTED, "resume=true", f"hydra.run.dir={run_dir}", check=False)
+    result = tiledream(*CHECKPOINTED, "resume=true", f"hydra.run.dir={run_dir}", check=False)
     error = one_error(result)
     assert error.startswith(f"error: resume=true: no checkpoint in {root} is readable: ")
     assert f"{root}/octave2/step=4.ckpt (not a whole checkpoint" in error
@@ -152,7 +152,7 @@ def test_a_second_render_in_a_run_directory_is_refused_until_the_first_ends(tmp_
                 break
             time.sleep(0.05)
         saved = {path.name: path.read_bytes() for path in record.iterdir()}
-        result = run_render(*TINY, "seed=7", f"hydra.run.dir={tmp_path}", check=False)
+        result = tiledream(*TINY, "seed=7", f"hydra.run.dir={tmp_path}", check=False)
         error = one_error(result)
         assert error == (
             f"error: {tmp_path} is in use by another render (process {first.pid}); wait for "
@@ -165,7 +165,7 @@ def test_a_second_render_in_a_run_directory_is_refused_until_the_first_ends(tmp_
     finally:
         first.kill()  # SIGKILL: the kernel releases the lock
         first.wait()
-    run_render(*TINY, "trainer.max_steps=1", f"hydra.run.dir={tmp_path}")
+    tiledream(*TINY, "trainer.max_steps=1", f"hydra.run.dir={tmp_path}")
     assert (tmp_path / "render.png").is_file()
     assert "max_steps: 1\n" in (record / "config.yaml").read_text()
 
@@ -177,7 +177,9 @@ def test_a_refused_render_or_sweep_writes_nothing_where_another_one_runs(tmp_pat
     record = tmp_path / ".hydra"
     record.mkdir()
     (record / "config.yaml").write_text("the running render's config\n")
-    with run_lock(tmp_path):  # held by this process: another render, for the command below
+    # Held by this process: another render for the command below (a process of its own, as a
+    # process already holds the locks it takes).
+    with run_lock(tmp_path):
         result = run_render(*where, *TINY, f"{option}={tmp_path}", check=False)
     assert one_error(result) == (
         f"error: {tmp_path} is in use by another render (process {os.getpid()}); wait for it "
@@ -191,7 +193,7 @@ def test_a_refused_render_or_sweep_writes_nothing_where_another_one_runs(tmp_pat
 
 def test_a_fresh_render_over_earlier_checkpoints_is_refused(run_dir):
     # Forgetting resume=true would otherwise start over and mix two renders' checkpoints.
-    error = one_error(run_render(*CHECKPOINTED, f"hydra.run.dir={run_dir}", check=False))
+    error = one_error(tiledream(*CHECKPOINTED, f"hydra.run.dir={run_dir}", check=False))
     assert error == (
         f"error: {run_dir / 'checkpoints'} holds the checkpoints of an earlier render; add "
         f"resume=true to continue it, or give another hydra.run.dir (or delete that folder) "

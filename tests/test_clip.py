@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
-from conftest import ROOT, assert_a_picture, run_render
+from conftest import ROOT, assert_a_picture, run_render, tiledream
 from PIL import Image
 
 from render import render_image
@@ -246,7 +246,7 @@ def test_a_prompt_on_each_half_draws_each_half_to_its_prompt(model: ClipModel) -
 
 @pytest.mark.slow
 def test_two_prompts_render_through_the_command_line(folder: Path, tmp_path: Path) -> None:
-    run_render(
+    tiledream(
         *random_clip(folder),
         "objective=interpolate",
         "objective@objective.start=clip_text",

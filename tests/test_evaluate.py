@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY, a_recipe, made_once, run_render
+from conftest import ROOT, TINY, a_recipe, made_once, tiledream
 from PIL import Image
 
 from render.evaluation import evaluate, judge_model
@@ -38,7 +38,7 @@ TINY_CLASS = [
 @pytest.fixture(scope="session")
 def tiny_class_run(request: pytest.FixtureRequest) -> Path:
     """The run folder of the TINY class render, made once."""
-    return made_once(request, "tiny_class", lambda d: run_render(*TINY_CLASS, f"hydra.run.dir={d}"))
+    return made_once(request, "tiny_class", lambda d: tiledream(*TINY_CLASS, f"hydra.run.dir={d}"))
 
 
 def fake_run(folder: Path, image: Image.Image, recipe: Recipe) -> Path:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_render
+from conftest import ROOT, tiledream
 from PIL import Image
 
 PRESETS = sorted(path.stem for path in (ROOT / "configs" / "experiment").glob("*.yaml"))
@@ -18,7 +18,7 @@ SHRINK = ["tiling.tile_size=[64,64]", "trainer.max_steps=1", "trainer.accelerato
 def sweep(presets: list[str], folder: Path, *overrides: str) -> dict[str, tuple[int, int]]:
     """Render each preset as one job of a multirun; the size of each job's picture, by preset."""
     experiments = f"experiment={','.join(presets)}"
-    run_render("-m", experiments, *SHRINK, *overrides, f"hydra.sweep.dir={folder}")
+    tiledream("-m", experiments, *SHRINK, *overrides, f"hydra.sweep.dir={folder}")
     sizes = {}
     for job in folder.glob("*/.hydra/overrides.yaml"):
         preset = next(o for o in job.read_text().split() if o.startswith("experiment="))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, a_recipe, run_render
+from conftest import ROOT, a_recipe, tiledream
 from PIL import Image
 from test_evaluate import CAT, CHELSEA
 from test_render_cli import TINY
@@ -171,7 +171,7 @@ def test_the_page_shows_every_picture_in_a_real_browser(tmp_path: Path) -> None:
 def test_a_three_job_sweep_with_gallery_true(tmp_path: Path) -> None:
     one_tile = ["tiling.base_size=[64,64]", "trainer.max_steps=1"]
     base = [o for o in TINY if o.split("=")[0] not in {"tiling.base_size", "trainer.max_steps"}]
-    run_render(
+    tiledream(
         "-m",
         *base,
         *one_tile,

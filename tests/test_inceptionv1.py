@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_render
+from conftest import tiledream
 
 from render.errors import UserError
 from render.models import inceptionv1
@@ -104,9 +104,9 @@ def test_the_command_line_renders_with_it_and_explains_a_missing_file(weights, t
         "render.tiles_per_step=2",
         "trainer.accelerator=cpu",
     ]
-    run_render(*small, f"model.path={weights}", f"hydra.run.dir={tmp_path / 'ok'}")
+    tiledream(*small, f"model.path={weights}", f"hydra.run.dir={tmp_path / 'ok'}")
     assert (tmp_path / "ok" / "render.png").is_file()
-    missing = run_render(
+    missing = tiledream(
         *small,
         f"model.path={tmp_path / 'nowhere.pth'}",
         f"hydra.run.dir={tmp_path / 'missing'}",

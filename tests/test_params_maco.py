@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, TINY, assert_a_picture, kill_two_ranks_in_octave2, run_render
+from conftest import ROOT, TINY, assert_a_picture, kill_two_ranks_in_octave2, run_render, tiledream
 from PIL import Image
 
 from render.errors import UserError
@@ -188,7 +188,7 @@ def _objective(run_dir, octave: str) -> list[float]:
 @pytest.mark.slow
 def test_a_maco_pyramid_renders_from_the_command_line(tmp_path) -> None:
     overrides = [o for o in TINY if not o.startswith("trainer.max_steps")]
-    run_render(
+    tiledream(
         *overrides,
         "experiment=maco",
         "render.octaves=2",
@@ -229,7 +229,8 @@ DDP = ["trainer.devices=2", "trainer.strategy=ddp"]
 def test_maco_renders_a_spatial_objective_on_two_processes_and_resumes(tmp_path) -> None:
     pictures = {}
     for name, extra in (("one", []), ("two", DDP)):
-        run_render(*SPATIAL, *extra, f"hydra.run.dir={tmp_path / name}")
+        run = run_render if extra else tiledream  # more ranks need a process of their own
+        run(*SPATIAL, *extra, f"hydra.run.dir={tmp_path / name}")
         with Image.open(tmp_path / name / "render.png") as png:
             pictures[name] = torch.from_numpy(np.array(png.convert("RGB"))).double()
     mse = (pictures["one"] - pictures["two"]).square().mean().item()
@@ -248,8 +249,8 @@ def test_maco_renders_every_objective(tmp_path) -> None:
     shrink = ["tiling.tile_size=[64,64]", "tiling.base_size=[96,96]", "trainer.max_steps=2"]
     maco = ["param=maco", "optim=nadam", "optim.lr=0.5", "trainer.accelerator=cpu", *shrink]
     objectives = "objective=channel,deepdream,class_logit,interpolate,atlas"
-    run_render("-m", objectives, *maco, f"hydra.sweep.dir={tmp_path / 'sweep'}")
-    run_render("experiment=mask_wave", *maco, f"hydra.run.dir={tmp_path / 'mask'}")
+    tiledream("-m", objectives, *maco, f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    tiledream("experiment=mask_wave", *maco, f"hydra.run.dir={tmp_path / 'mask'}")
     pictures = [*sorted(tmp_path.glob("sweep/*/render.png")), tmp_path / "mask" / "render.png"]
     assert len(pictures) == 6
     for path in pictures:

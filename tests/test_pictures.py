@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-from conftest import TINY, a_recipe, run_render
+from conftest import TINY, a_recipe, tiledream
 from omegaconf import OmegaConf
 from PIL import Image
 from test_gallery import chromium
@@ -192,7 +192,7 @@ def test_which_pictures_a_canvas_gets():
 
 @pytest.mark.slow
 def test_command_line_writes_deep_zoom_and_tiff_and_says_why_no_png(tmp_path):
-    run_render(
+    tiledream(
         *TINY,
         "render.octaves=1",
         "trainer.max_steps=1",

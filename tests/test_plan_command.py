@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, tiledream
 
 from render import cli, estimate
 from render.plan import Octave
@@ -70,7 +70,7 @@ def test_a_16384_poster_is_planned_from_its_geometry_with_the_store_shared_by_ra
 
 
 def test_a_bad_value_is_one_error_line_and_exit_2():
-    result = run_plan("render.tiles_per_step=0")
+    result = tiledream("plan", "render.tiles_per_step=0", check=False)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "error: render.tiles_per_step must be an integer >= 1 or 'auto', got 0"

@@ -13,7 +13,7 @@ from types import ModuleType
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
-from conftest import run_render
+from conftest import tiledream
 
 from render.models import efficientnet_lite0
 from render.quality import fine_detail, load_picture, recognition_by_level
@@ -28,8 +28,8 @@ def test_the_default_pyramid_is_composed_and_as_sharp_as_a_single_scale_render(t
     # tile, 25, in both renders (half the time); measured at 25: the pyramid is recognised in
     # every window of both levels and is sharper (fine detail 0.035 against 0.032).
     size = ["tiling.base_size=[448,448]", "render.updates_per_tile=25"]
-    run_render(*GOLDFISH, *size, f"hydra.run.dir={tmp_path / 'pyramid'}")
-    run_render(*GOLDFISH, *size, "render.octaves=1", f"hydra.run.dir={tmp_path / 'single'}")
+    tiledream(*GOLDFISH, *size, f"hydra.run.dir={tmp_path / 'pyramid'}")
+    tiledream(*GOLDFISH, *size, "render.octaves=1", f"hydra.run.dir={tmp_path / 'single'}")
     model = efficientnet_lite0()
     pyramid, single = (
         load_picture(tmp_path / "pyramid" / "render.png"),

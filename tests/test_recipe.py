@@ -5,18 +5,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from conftest import a_recipe, run_render
+from conftest import a_recipe, made_once, run_render, tiledream
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
-from render import checksum, cli
+from render import checksum
 from render.config import compose_config, config_dir
 from render.recipe import Recipe, read_recipe, versions
 
@@ -35,11 +34,9 @@ ONE_TILE = [
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The run folder of a render of ``ONE_TILE``."""
-    run_dir = tmp_path_factory.mktemp("run")
-    run_render(*ONE_TILE, f"hydra.run.dir={run_dir}")
-    return run_dir
+def rendered(request: pytest.FixtureRequest) -> Path:
+    """The run folder of a render of ``ONE_TILE``, made once."""
+    return made_once(request, "one_tile", lambda d: tiledream(*ONE_TILE, f"hydra.run.dir={d}"))
 
 
 def packaged_weights_sha256() -> str:
@@ -71,7 +68,7 @@ def test_info_prints_the_recipe_of_a_render_copied_out_of_its_folder(rendered, t
     config = yaml.safe_load("\n".join(lines[lines.index("config:") + 1 :]))
     assert config["tiling"]["base_size"] == [64, 64] and config["output"]["tiff"] is True
     # The TIFF tells the same (through its ImageDescription), and so do the other pictures.
-    assert run_render("info", str(rendered / "render.tif")).stdout == result.stdout
+    assert tiledream("info", str(rendered / "render.tif")).stdout == result.stdout
     for name in ("render_tiles.png", "progress.gif"):
         assert read_recipe(rendered / name) == read_recipe(copy), name
 
@@ -89,7 +86,7 @@ def test_replay_renders_the_same_bytes_and_warns_of_what_differs(rendered, tmp_p
     with Image.open(rendered / "render.png") as picture:
         picture.save(copy, pnginfo=other.png_info())
     again = tmp_path / "again"
-    result = run_render("replay", str(copy), f"hydra.run.dir={again}")
+    result = tiledream("replay", str(copy), f"hydra.run.dir={again}")
     assert result.returncode == 0, result.stderr
     warnings = [line for line in (result.stdout + result.stderr).splitlines() if "replay:" in line]
     assert len(warnings) == 1, warnings
@@ -156,16 +153,7 @@ def test_replayed_overrides_replace_the_recipes_own():
     assert recipe.overrides_with(["objective=channel"]) == ("seed=3", "objective=channel")
 
 
-def tiledream(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """``tiledream ARGS...`` in this process: exit status, stdout and stderr."""
-    monkeypatch.setattr(sys, "argv", ["tiledream", *args])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    out, err = capsys.readouterr()
-    return int(exit_.value.code or 0), out, err
-
-
-def test_a_file_without_a_recipe_is_one_error_line_and_exit_2(monkeypatch, capsys, tmp_path):
+def test_a_file_without_a_recipe_is_one_error_line_and_exit_2(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("not a picture")
     plain = tmp_path / "plain.png"
@@ -184,27 +172,23 @@ def test_a_file_without_a_recipe_is_one_error_line_and_exit_2(monkeypatch, capsy
         (["replay", str(in_python)], f"{in_python} was rendered with a model given in Python"),
     ]
     for args, message in cases:
-        status, out, err = tiledream(monkeypatch, capsys, *args)
-        assert (status, out) == (2, ""), args
+        done = tiledream(*args, check=False)
+        assert (done.returncode, done.stdout) == (2, ""), args
+        err = done.stderr
         assert len(err.splitlines()) == 1 and err.startswith(f"error: {message}"), err
 
 
-def test_replay_passes_hydras_flags_on(monkeypatch, capsys, tmp_path):
+def test_replay_passes_hydras_flags_on(tmp_path):
     picture = tmp_path / "picture.png"
     recipe = a_recipe("tiling.base_size=[96,96]", "seed=3")
     Image.new("RGB", (96, 96)).save(picture, pnginfo=recipe.png_info())
-    status, out, _ = tiledream(
-        monkeypatch, capsys, "replay", str(picture), "seed=9", "--cfg", "job"
-    )
-    assert status == 0
-    config = yaml.safe_load(out)
+    config = yaml.safe_load(tiledream("replay", str(picture), "seed=9", "--cfg", "job").stdout)
     assert config["seed"] == 9 and config["tiling"]["base_size"] == [96, 96]
 
 
 @pytest.mark.parametrize("command", ["info", "replay"])
-def test_help(monkeypatch, capsys, command):
-    status, out, _ = tiledream(monkeypatch, capsys, command, "--help")
-    assert status == 0
+def test_help(command):
+    out = tiledream(command, "--help").stdout
     assert out.startswith(f"usage: tiledream {command} [-h] file")
     assert "recipe" in out
 

@@ -4,7 +4,7 @@ import csv
 import re
 
 import pytest
-from conftest import TINY, assert_a_picture, run_render
+from conftest import TINY, assert_a_picture, tiledream
 from PIL import Image
 
 
@@ -35,7 +35,7 @@ def test_tiny_render_writes_every_output(tiny_run):
 
 def test_steps_follow_the_canvas_without_max_steps(tmp_path):
     overrides = [o for o in TINY if not o.startswith("trainer.max_steps")]
-    run_render(*overrides, "render.updates_per_tile=2", f"hydra.run.dir={tmp_path}")
+    tiledream(*overrides, "render.updates_per_tile=2", f"hydra.run.dir={tmp_path}")
     counts = []
     for octave in ("octave1", "octave2"):
         rows = list(csv.DictReader((tmp_path / "metrics" / octave / "metrics.csv").open()))
@@ -46,22 +46,22 @@ def test_steps_follow_the_canvas_without_max_steps(tmp_path):
 
 def test_same_seed_same_bytes_other_seed_other_picture(tmp_path, tiny_run):
     # The shared TINY render (the default seed, 0) again, and with seed 4.
-    run_render(*TINY, f"hydra.run.dir={tmp_path / 'same'}")
-    run_render(*TINY, "seed=4", f"hydra.run.dir={tmp_path / 'other'}")
+    tiledream(*TINY, f"hydra.run.dir={tmp_path / 'same'}")
+    tiledream(*TINY, "seed=4", f"hydra.run.dir={tmp_path / 'other'}")
     first = (tiny_run / "render.png").read_bytes()
     assert (tmp_path / "same" / "render.png").read_bytes() == first
     assert (tmp_path / "other" / "render.png").read_bytes() != first
 
 
 def test_multirun_sweeps_one_render_per_job(tmp_path):
-    run_render("-m", *TINY, "objective.channel=0,1", f"hydra.sweep.dir={tmp_path}")
+    tiledream("-m", *TINY, "objective.channel=0,1", f"hydra.sweep.dir={tmp_path}")
     pngs = sorted(tmp_path.glob("*/render.png"))
     assert len(pngs) == 2
     assert pngs[0].read_bytes() != pngs[1].read_bytes()
 
 
 def test_design_card_example_geometry(tmp_path):
-    run_render(
+    tiledream(
         "tiling.tile_size=[256,448]",
         "tiling.base_size=[320,512]",
         "trainer.max_steps=1",
@@ -79,7 +79,7 @@ def test_deep_dream_on_a_photo_takes_its_size_and_runs_octaves(tmp_path):
     photo = tmp_path / "photo.png"
     gradient = Image.linear_gradient("L").resize((150, 130)).convert("RGB")
     gradient.save(photo)
-    run_render(
+    tiledream(
         "init=image",
         f"init.path={photo}",
         "objective=deepdream",
@@ -119,7 +119,7 @@ def test_user_mistakes_end_with_one_clear_line(tmp_path, overrides, message):
     if "objective" in keys:  # another objective has other keys
         keys |= {"objective.layer", "objective.channel"}
     base = [o for o in TINY if o.split("=")[0] not in keys]
-    result = run_render(*base, *overrides, f"hydra.run.dir={tmp_path}", check=False)
+    result = tiledream(*base, *overrides, f"hydra.run.dir={tmp_path}", check=False)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -146,7 +146,7 @@ def test_each_form_of_tiles_per_step_renders_from_the_command_line(
         run_dir = tiny_run
     else:
         base = [o for o in TINY if not o.startswith("render.tiles_per_step")]
-        run_render(*base, *([given] if given else []), f"hydra.run.dir={run_dir}")
+        tiledream(*base, *([given] if given else []), f"hydra.run.dir={run_dir}")
     log = (run_dir / "render.log").read_text()
     found = re.search(chosen, log) if chosen else None
     assert chosen is None or found, log

@@ -216,7 +216,9 @@ def test_a_class_visualisation_is_classified_as_that_class(model):
         tiles_per_step=4,
         transforms=RobustnessTransforms(),
     )
-    fit(renderer, 40)
+    # 12 updates of each of the 4 tiles: the goldfish's softmax is 0.98 by then (measured: 0.97
+    # at 10 steps, 0.98 at 12, 20 and 40), far above the 0.5 asked; 40 steps took 3x as long.
+    fit(renderer, 12)
     canvas = renderer.canvas()
     logits = model(torch.nn.functional.interpolate(canvas, size=224, mode="area"))
     assert logits.argmax().item() == goldfish

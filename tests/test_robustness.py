@@ -16,7 +16,7 @@ import psutil
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
-from conftest import RENDER, ROOT, TINY, made_once, run_render, start_render
+from conftest import RENDER, ROOT, TINY, made_once, run_render, start_render, tiledream
 from PIL import Image
 
 from render.checkpoints import UNREADABLE_SUFFIX
@@ -56,13 +56,13 @@ def pixels(png: bytes | Path) -> bytes:
 
 @pytest.fixture(scope="module")
 def whole_render(request) -> Callable[[list[str]], bytes]:
-    """render.png of an uninterrupted run of a config, rendered once per config."""
+    """render.png of an uninterrupted run of a config, rendered once per config (in this
+    process unless it starts more ranks)."""
 
     def whole(config: list[str]) -> bytes:
         name = "whole-" + hashlib.sha256(" ".join(config).encode()).hexdigest()[:16]
-        run_dir = made_once(
-            request, name, lambda run_dir: run_render(*config, f"hydra.run.dir={run_dir}")
-        )
+        run = run_render if "trainer.devices=2" in config else tiledream
+        run_dir = made_once(request, name, lambda run_dir: run(*config, f"hydra.run.dir={run_dir}"))
         return (run_dir / "render.png").read_bytes()
 
     return whole
@@ -95,7 +95,7 @@ def test_killed_render_resumes_to_the_same_bytes(tmp_path, whole_render, small, 
     newest = max(steps, key=lambda path: int(path.stem.removeprefix("step=")))
     if damaged:
         newest.write_bytes(newest.read_bytes()[:-1000])
-    run_render(*small, *RESUMABLE, "resume=true", f"hydra.run.dir={run_dir}")
+    tiledream(*small, *RESUMABLE, "resume=true", f"hydra.run.dir={run_dir}")
     assert (run_dir / "render.png").read_bytes() == whole_render([*small, *RESUMABLE])
     log = (run_dir / "render.log").read_text()
     assert (f"{newest} is unreadable" in log) == damaged
@@ -171,12 +171,13 @@ def check_stopped(
     return command
 
 
-def resume_as_told(command: str, run_dir: Path) -> None:
-    """Run the resume command of a stop line (its ``python`` is this interpreter)."""
+def resume_as_told(command: str, run_dir: Path, process: bool = False) -> None:
+    """Run the resume command of a stop line (its ``python`` is this interpreter; in this
+    process unless ``process``: one of more ranks)."""
     args = shlex.split(command)
     assert args[:2] == ["python", RENDER]
     assert args[-2:] == ["resume=true", f"hydra.run.dir={run_dir}"]
-    subprocess.run([sys.executable, *args[1:]], cwd=ROOT, check=True, timeout=600)
+    (run_render if process else tiledream)(*args[2:])
 
 
 @pytest.mark.parametrize(
@@ -210,7 +211,7 @@ def test_sigterm_to_one_rank_stops_every_rank_at_one_step(tmp_path, whole_render
     command = check_stopped(run_dir, status, stderr)
     assert "received SIGTERM" in (run_dir / "train_ddp_process_1.log").read_text()
     assert "received SIGTERM" not in (run_dir / "render.log").read_text()
-    resume_as_told(command, run_dir)
+    resume_as_told(command, run_dir, process=True)
     assert (run_dir / "render.png").read_bytes() == whole_render(config)
 
 
@@ -252,7 +253,7 @@ def test_slurms_warning_signal_saves_requeues_the_job_and_the_requeued_job_resum
 
 
 def test_resume_without_a_checkpoint_starts_afresh(tmp_path):
-    run_render(*SMALL, "trainer.max_steps=2", "resume=true", f"hydra.run.dir={tmp_path}")
+    tiledream(*SMALL, "trainer.max_steps=2", "resume=true", f"hydra.run.dir={tmp_path}")
     assert (tmp_path / "render.png").is_file()
 
 
@@ -267,7 +268,7 @@ def test_atomic_writes_leave_the_old_file_when_interrupted(tmp_path):
 
 
 def test_a_non_finite_render_stops_with_a_message_and_no_image(tmp_path):
-    result = run_render(
+    result = tiledream(
         *SMALL,
         "trainer.max_steps=4",
         "param.init_std=1e38",
@@ -280,7 +281,7 @@ def test_a_non_finite_render_stops_with_a_message_and_no_image(tmp_path):
 
 
 def test_a_canvas_too_large_for_memory_is_refused_before_allocating(tmp_path):
-    result = run_render(
+    result = tiledream(
         *SMALL, "tiling.base_size=[200000,200000]", f"hydra.run.dir={tmp_path}", check=False
     )
     assert result.returncode == 2
@@ -303,7 +304,7 @@ def test_ddp_on_two_cpu_processes_renders_as_well_as_one(tmp_path):
     # 9 tiles over 2 ranks: shards of 5 and 4 that step in lockstep (batches 2+2+1, 2+1+1).
     config = [o for o in SMALL if not o.startswith(("tiling.tile_size", "render.tiles_per"))]
     config += ["tiling.tile_size=[64,64]", "render.tiles_per_step=2"]
-    run_render(*config, "trainer.max_steps=18", f"hydra.run.dir={tmp_path / 'one'}")
+    tiledream(*config, "trainer.max_steps=18", f"hydra.run.dir={tmp_path / 'one'}")
     run_render(
         *config,
         "trainer.max_steps=18",
@@ -311,7 +312,7 @@ def test_ddp_on_two_cpu_processes_renders_as_well_as_one(tmp_path):
         "trainer.strategy=ddp",
         f"hydra.run.dir={tmp_path / 'ddp'}",
     )
-    run_render(*config, "trainer.max_steps=0", f"hydra.run.dir={tmp_path / 'start'}")
+    tiledream(*config, "trainer.max_steps=0", f"hydra.run.dir={tmp_path / 'start'}")
     start = channel_score(tmp_path / "start" / "render.png")
     one = channel_score(tmp_path / "one" / "render.png")
     ddp = channel_score(tmp_path / "ddp" / "render.png")

@@ -1,7 +1,7 @@
 """Sweeps through Hydra's submitit launcher: local processes here, SLURM on a cluster."""
 
 import pytest
-from conftest import run_render
+from conftest import run_render, tiledream
 from test_render_cli import TINY
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the cluster extra")
@@ -23,7 +23,7 @@ def test_a_two_job_sweep_through_submitit_local_leaves_two_pictures(tmp_path):
 
 
 def test_the_slurm_preset_asks_for_one_gpu_per_job():
-    result = run_render(
+    result = tiledream(
         "hydra/launcher=slurm_gpu",
         "hydra.launcher.partition=gpu",
         "--cfg",

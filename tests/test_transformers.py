@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import timm
 import torch
-from conftest import TINY, assert_a_picture, run_render
+from conftest import TINY, assert_a_picture, tiledream
 from PIL import Image
 
 from render import render_image
@@ -146,7 +146,7 @@ def test_tiledream_layers_lists_a_vit_with_its_token_grid(
 def test_a_random_weight_vit_renders_through_the_command_line(
     vit_file: Path, tmp_path: Path
 ) -> None:
-    run_render(
+    tiledream(
         *[o for o in TINY if not o.startswith("objective.")],
         *VIT,
         f"model.path={vit_file}",

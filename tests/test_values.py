@@ -9,7 +9,7 @@ import sys
 import typing
 
 import pytest
-from conftest import RENDER, ROOT, run_render
+from conftest import RENDER, ROOT, tiledream
 
 from render.config import SCHEMAS, TRAINER_RULES, RenderConfig
 from render.errors import UserError
@@ -22,8 +22,6 @@ BAD = {
     "transforms.angles": "[nan]",
     "objective.vector": "[nan]",
 }
-# The cases: quick, so they run with the fast tests too.
-FAST = {"optim.lr", "seed", "render.blend_every", "checkpoint.every_n_steps"}
 
 
 def numeric_fields(schema: type, prefix: str) -> list[tuple[str, str]]:
@@ -64,13 +62,13 @@ def test_the_walk_covers_the_schema():
 
 @pytest.mark.parametrize(
     ("option", "key", "bad"),
-    [
-        pytest.param(o, k, b, marks=() if k in FAST else pytest.mark.slow, id=" ".join([*o, k]))
-        for o, k, b in CASES
-    ],
+    [pytest.param(o, k, b, id=" ".join([*o, k])) for o, k, b in CASES],
 )
 def test_a_bad_number_is_one_line_and_exit_2(tmp_path, option, key, bad):
-    result = run_render(*option, f"{key}={bad}", f"hydra.run.dir={tmp_path}", check=False)
+    # The command line's entry point in this process (a fraction of a second each, so every key
+    # runs with the fast tests); test_a_bad_number_is_reported_before_torch_is_imported runs
+    # one in a process of its own.
+    result = tiledream(*option, f"{key}={bad}", f"hydra.run.dir={tmp_path}", check=False)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
