@@ -25,7 +25,13 @@ from render.errors import UserError
 from render.gallery import PICTURE
 from render.models import FeatureModel, efficientnet_lite2
 from render.objectives.class_layout import ClassLayout
-from render.quality import fine_detail, load_picture, recognition_by_level, seam_ratio
+from render.quality import (
+    fine_detail,
+    load_picture,
+    recognition_by_level,
+    seam_ratio,
+    window_grid,
+)
 from render.recipe import Recipe, Weights, read_recipe
 from render.run import make_tiling
 
@@ -80,11 +86,12 @@ def transferability(canvas: Tensor, recipe: Recipe) -> dict[int, float] | None:
 
 
 def level_name(per_side: int, size: tuple[int, int]) -> str:
-    """``"whole of 448"``, ``"2x2 of 224"``: a level of windows of a ``size`` (width, height)
-    canvas."""
+    """``"whole of 448"``, ``"2x2 of 224"``, ``"1x3 of 512"`` (rows x columns): a level of
+    windows of a ``size`` (width, height) canvas."""
     width, height = size
-    name = "whole" if per_side == 1 else f"{per_side}x{per_side}"
-    w, h = width // per_side, height // per_side
+    rows, columns = window_grid((height, width), per_side)
+    name = "whole" if rows * columns == 1 else f"{rows}x{columns}"
+    w, h = width // columns, height // rows
     return f"{name} of {w}" if w == h else f"{name} of {w}x{h}"
 
 
@@ -167,11 +174,13 @@ class Evaluation:
             "levels": [
                 {
                     "windows_per_side": per_side,
-                    "window": [width // per_side, height // per_side],
+                    "grid": [rows, columns],
+                    "window": [width // columns, height // rows],
                     "renderer": share,
                     "judge": None if self.judge_is_renderer else self.judged[per_side],
                 }
                 for per_side, share in self.levels.items()
+                for rows, columns in [window_grid((height, width), per_side)]
             ],
             "detail": self.detail,
             "seams": self.seams,

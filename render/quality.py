@@ -47,6 +47,16 @@ def window_levels(size: Sequence[int], tile: Sequence[int]) -> list[int]:
     return levels
 
 
+def window_grid(size: Sequence[int], per_side: int) -> tuple[int, int]:
+    """Rows and columns of a level's windows on a canvas of ``size`` (height, width):
+    ``per_side`` along the shorter side and as many about-square windows along the longer, so
+    a classifier sees no window squeezed (a square canvas: ``per_side`` x ``per_side``)."""
+    height, width = size
+    if height <= width:
+        return per_side, max(per_side, round(per_side * width / height))
+    return max(per_side, round(per_side * height / width)), per_side
+
+
 def windows(canvas: Tensor, per_side: int, columns: int | None = None) -> Tensor:
     """The ``per_side`` x ``per_side`` (or x ``columns``) grid of windows of ``canvas``
     [1, C, H, W], row by row.
@@ -82,14 +92,16 @@ def recognition_by_level(
     tile: Sequence[int],
     size: int = 224,
 ) -> dict[int, float]:
-    """Share of the windows classified as their class at each level (windows per side).
+    """Share of the windows classified as their class at each level (keyed by the windows
+    along the shorter side; :func:`window_grid` gives the grid).
 
-    ``classes`` is the class of every window, or a function of the windows per side that gives
-    each window's right classes, row by row (a layout of classes over the canvas).
+    ``classes`` is the class of every window, or a function of that key giving each window's
+    right classes, row by row (a layout of classes over the canvas).
     """
     shares = {}
     for per_side in window_levels(canvas.shape[-2:], tile):
-        top = classify(model, windows(canvas, per_side), size).argmax(dim=1).tolist()
+        grid = windows(canvas, *window_grid(canvas.shape[-2:], per_side))
+        top = classify(model, grid, size).argmax(dim=1).tolist()
         right = [{classes}] * len(top) if isinstance(classes, int) else classes(per_side)
         shares[per_side] = sum(t in r for t, r in zip(top, right, strict=True)) / len(top)
     return shares

@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(SCRIPTS))
 
 import argparse  # noqa: E402
 
+from render.evaluation import level_name  # noqa: E402
 from render.models import efficientnet_lite0  # noqa: E402
 from render.quality import (  # noqa: E402
     arrangement_kept,
@@ -63,7 +64,7 @@ def main() -> None:
         print(
             "  recognised: "
             + ", ".join(
-                f"{k}x{k} windows of {height // k}: {100 * v:.0f}%" for k, v in levels.items()
+                f"{level_name(k, (width, height))}: {100 * v:.0f}%" for k, v in levels.items()
             )
         )
         unmeant = "" if levels[1] else " (the whole image is not the class: not meaningful)"

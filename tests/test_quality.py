@@ -170,7 +170,7 @@ def test_judge_prints_every_measure_of_a_render(tmp_path: Path):
         timeout=120,
     ).stdout
     assert "(448x448, class 1 goldfish" in out
-    assert "recognised: 1x1 windows of 448: 0%, 2x2 windows of 224: 0%" in out
+    assert "recognised: whole of 448: 0%, 2x2 of 224: 0%" in out
     assert "class kept with the blocks shuffled: 2x2: 1.00 (the whole image is not" in out
     assert "finest-octave detail: " in out and "seam ratio at the tile grid: " in out
     kept = float(out.split("first octave's composition kept (correlation): ")[1].split()[0])

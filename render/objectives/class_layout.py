@@ -16,6 +16,7 @@ import torch
 from render.objectives.activations import ClassLogit
 from render.objectives.base import Masked, Objective
 from render.objectives.spatial import WeightMap
+from render.quality import window_grid
 
 __all__ = ["ClassLayout"]
 
@@ -51,18 +52,19 @@ class ClassLayout:
         return tuple(dict.fromkeys(index for index, _, _ in self.terms))
 
     def expected(self, size: Sequence[int], per_side: int) -> list[frozenset[int]]:
-        """For each of the ``per_side`` x ``per_side`` windows of a canvas of ``size``
-        (height, width), row by row as :func:`render.quality.windows` cuts them, the classes
-        with the largest total weight over the window (several where they tie)."""
+        """For each window of a level of a canvas of ``size`` (height, width), row by row as
+        :func:`render.quality.recognition_by_level` cuts them (``per_side`` along the shorter
+        side), the classes with the largest total weight over the window (several where they
+        tie)."""
         height, width = size
-        h, w = height // per_side, width // per_side
+        rows, columns = window_grid(size, per_side)
+        h, w = height // rows, width // columns
         offsets = (torch.arange(_SAMPLES, dtype=torch.float64) + 0.5) / _SAMPLES
-        rows = torch.arange(per_side, dtype=torch.float64)
         # Canvas points (x, y) in [0, 1] of each window's samples: [windows, samples, samples, 2].
-        ys = (rows[:, None] + offsets[None]) * h / height
-        xs = (rows[:, None] + offsets[None]) * w / width
-        grid_y = ys[:, None, :, None].expand(per_side, per_side, _SAMPLES, _SAMPLES)
-        grid_x = xs[None, :, None, :].expand(per_side, per_side, _SAMPLES, _SAMPLES)
+        ys = (torch.arange(rows, dtype=torch.float64)[:, None] + offsets) * h / height
+        xs = (torch.arange(columns, dtype=torch.float64)[:, None] + offsets) * w / width
+        grid_y = ys[:, None, :, None].expand(rows, columns, _SAMPLES, _SAMPLES)
+        grid_x = xs[None, :, None, :].expand(rows, columns, _SAMPLES, _SAMPLES)
         points = torch.stack([grid_x, grid_y], dim=-1).reshape(-1, _SAMPLES, _SAMPLES, 2)
         totals: dict[int, torch.Tensor] = {}
         for index, weight, where in self.terms:
