@@ -352,7 +352,7 @@ def test_documented_command_is_accepted(documented_command: Command, monkeypatch
     if run == "render" and args[:1] in (["info"], ["replay"]):
         # A picture of the reader's with its recipe, and for replay overrides on top of it.
         command, picture, *args = args
-        assert Path(picture).suffix in {".png", ".tif", ".dzi", ".gif"}, picture
+        assert Path(picture).suffix in {".png", ".tif", ".dzi", ".gif", ".mp4"}, picture
         assert command == "replay" or not args, f"tiledream info takes one file, got {args}"
     if run == "render":
         parsed = get_args_parser().parse_args(args)
