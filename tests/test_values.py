@@ -21,6 +21,8 @@ BAD = {
     "param.decay": "nan",
     "transforms.angles": "[nan]",
     "objective.vector": "[nan]",
+    "video.rotate": "nan",
+    "video.drift": "[nan]",
 }
 
 
