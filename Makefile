@@ -4,6 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Python writes the bytecode of each module it imports once (__pycache__/) and every later
+# process reads it; where PYTHONDONTWRITEBYTECODE is set (some images set it), every process
+# would compile torch, Lightning and Hydra again: about 8 s of CPU each, in every test that
+# starts a render.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: install browser docs test test-fast lint render example bench gpu-wheels gpu-check clean
 
 # --no-compile: pip would byte-compile all 11,500 modules it installs (about 55 s of CPU on the

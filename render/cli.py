@@ -1,6 +1,7 @@
 """The command line: ``tiledream`` (a render, Hydra overrides and ``-m``), ``tiledream plan``
 (``tiledream-plan``), ``tiledream info`` and ``tiledream replay`` (``tiledream-info``,
-``tiledream-replay``: a picture's recipe, render/recipe.py) and ``tiledream-layers``.
+``tiledream-replay``: a picture's recipe, render/recipe.py), ``tiledream join`` (a dreamed
+video's segments into one MP4) and ``tiledream-layers``.
 
 ``scripts/render.py``, ``scripts/plan.py`` and ``scripts/layers.py`` call the same functions
 from a checkout (``python scripts/render.py info render.png`` too).
@@ -36,14 +37,15 @@ from render.config import (
 from render.errors import RenderStopped, UserError
 from render.recipe import Launch, Recipe, read_recipe, without_resume
 
-__all__ = ["info", "layers", "main", "plan", "replay"]
+__all__ = ["info", "join", "layers", "main", "plan", "replay"]
 
 register_configs()
 
 
 def main() -> None:
-    """``tiledream plan|info|replay ...``; anything else is a render (Hydra's command line)."""
-    commands = {"plan": plan, "info": info, "replay": replay}
+    """``tiledream plan|info|replay|join ...``; anything else is a render (Hydra's command
+    line)."""
+    commands = {"plan": plan, "info": info, "replay": replay, "join": join}
     if sys.argv[1:2] and sys.argv[1] in commands:
         sys.exit(commands[sys.argv[1]](sys.argv[2:]))
     program = command_program()
@@ -206,6 +208,41 @@ def replay(args: Sequence[str] | None = None) -> int:
         (Path(folder) / "replay.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         resume = [*command_program(), "replay", found.file]
         run_hydra(folder, "replay", found.overrides, recipe.program(), resume, recipe)
+    return 0
+
+
+def join(args: Sequence[str] | None = None) -> int:
+    """Join the segments of a dreamed video (``video.segments``) into one MP4; the exit status.
+    ``args`` default to the command line's arguments."""
+    parser = argparse.ArgumentParser(
+        prog="tiledream join",
+        description="Encode the frames of every segment of a dreamed video (renders of "
+        "init=video with video.segments=N, one per video.segment) into one MP4 with the input "
+        "video's audio track. The segments must be made with one config.",
+        epilog="example: tiledream -m init=video init.path=clip.mp4 video.segments=2 "
+        "video.segment=0,1 hydra.sweep.dir=outputs/clip, then tiledream join outputs/clip",
+    )
+    parser.add_argument(
+        "folders",
+        nargs="+",
+        type=Path,
+        help="the segments' run folders, or a folder holding them (a sweep's folder)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="the MP4 to write (default: render.mp4 in the folder holding the segments)",
+    )
+    found = parser.parse_args(sys.argv[1:] if args is None else args)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    from render.motion.segments import join as join_segments
+
+    try:
+        written = join_segments(list(found.folders), found.out)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(written)
     return 0
 
 

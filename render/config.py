@@ -165,6 +165,14 @@ class VideoConfig:
     channels, objectives)."""
     crf: int = rule(Number(integer=True, at_least=0, at_most=51, note="0: lossless"), 18)
     """Quality of ``render.mp4`` (H.264's constant rate factor: lower is better and larger)."""
+    segments: int = rule(Number(integer=True, at_least=1), 1)
+    """Segments the frames of ``init=video`` are cut into, each rendered by its own process or
+    sweep job (``video.segment``) and joined by ``tiledream join``."""
+    segment: int = rule(NON_NEGATIVE_INT, 0)
+    """The segment this render makes, from 0 (``video.segment=0,1,2,3`` with ``-m``: all)."""
+    settle: int = rule(NON_NEGATIVE_INT, 4)
+    """Frames a segment starts before its own; ``tiledream join`` cross-fades over them from
+    the segment before to this one, so the joins do not jump."""
     png: bool = True
     """Keep the frames' PNGs (``frames/00000.png``, ...) beside ``render.mp4``; they are
     written anyway, as the record a resumed video continues from."""

@@ -34,6 +34,7 @@ from render.config import build, check_values
 from render.context import between
 from render.errors import UserError
 from render.models import FeatureModel
+from render.motion.segments import Segment
 from render.motion.video import VideoInit
 from render.objectives import Objective
 from render.outputs import ProgressGif
@@ -452,6 +453,8 @@ def prepare(
     init = build(cfg.init)
     if isinstance(init, VideoInit):  # video.frames and video.fps become the video's
         init.configure(cfg)
+    if cfg.get("video") is not None and cfg.video.frames > 0:
+        Segment.from_config(cfg.video, init)
     if objective.photo_layers and init.size() is None:
         raise UserError(
             f"the objective {objective!r} compares the render with the photo it starts from; "

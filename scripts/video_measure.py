@@ -49,7 +49,8 @@ from torchvision.utils import make_grid  # noqa: E402
 from render.config import build  # noqa: E402
 from render.models import efficientnet_lite2  # noqa: E402
 from render.motion.encode import write_mp4  # noqa: E402
-from render.motion.frames import VIDEO, ZoomStarts, frame_path  # noqa: E402
+from render.motion.folder import VIDEO, frame_path  # noqa: E402
+from render.motion.frames import ZoomStarts  # noqa: E402
 from render.motion.zoom import move  # noqa: E402
 from render.outputs import fit_within, save_png, to_pil  # noqa: E402
 from render.quality import classify, load_picture, seam_ratio  # noqa: E402

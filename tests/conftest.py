@@ -57,6 +57,16 @@ TINY = [
     "trainer.accelerator=cpu",
 ]
 
+#: A dreamed video (``init=video``, ``init.path`` to add) on a small canvas: tiles of 64.
+VIDEO = [
+    "experiment=deepdream_photo",
+    "init=video",
+    "tiling.tile_size=[64,64]",
+    "render.octaves=2",
+    "video.updates_per_frame=4",
+    "trainer.accelerator=cpu",
+]
+
 
 def a_recipe(*overrides: str) -> Recipe:
     """The recipe a render of ``tiledream OVERRIDES...`` records (with no weight file)."""

@@ -22,6 +22,7 @@ takes it:
   ``clip_text`` embeds its prompt with it);
 - another script: it exists, and its own argparse parser accepts the arguments (the parser's
   ``parse_args`` stops the script there: nothing runs);
+- ``tiledream join FOLDER``: its parser accepts the arguments;
 - ``make TARGET``: the Makefile has the target; ``ARGS=`` of ``make render`` is a render's.
 
 Placeholders. A command may name the reader's own files and folders: ``photo.jpg`` and
@@ -55,6 +56,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from render import cli
 from render.config import build, check_values, compose_config
 from render.errors import UserError
 from render.run import prepare
@@ -274,11 +276,9 @@ def with_its_scripts(path: Path) -> str:
     return text
 
 
-def parse_only(program: str, args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run ``program`` (a script path or module) up to its argparse parser, with ``args``."""
-    path = ROOT / (program if program.endswith(".py") else program.replace(".", "/") + ".py")
-    assert path.is_file(), f"{program}: no such script"
-    assert "argparse" in with_its_scripts(path), f"{program} has no argparse parser to check"
+def stop_after_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make argparse raise :class:`Parsed` once it has parsed (what it refuses, it still
+    refuses, with its exit status 2)."""
     parse = argparse.ArgumentParser.parse_args
 
     def parse_then_stop(self: argparse.ArgumentParser, *a: Any, **kw: Any) -> argparse.Namespace:
@@ -286,6 +286,14 @@ def parse_only(program: str, args: tuple[str, ...], monkeypatch: pytest.MonkeyPa
         raise Parsed
 
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+
+
+def parse_only(program: str, args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run ``program`` (a script path or module) up to its argparse parser, with ``args``."""
+    path = ROOT / (program if program.endswith(".py") else program.replace(".", "/") + ".py")
+    assert path.is_file(), f"{program}: no such script"
+    assert "argparse" in with_its_scripts(path), f"{program} has no argparse parser to check"
+    stop_after_parsing(monkeypatch)
     monkeypatch.setattr(sys, "argv", [str(path), *(substituted(a) for a in args)])
     monkeypatch.setattr(sys, "path", list(sys.path))  # scripts put the repository on it
     monkeypatch.chdir(ROOT)
@@ -350,6 +358,12 @@ def test_documented_command_is_accepted(documented_command: Command, monkeypatch
         return
     if run == "render" and args[:1] == ["plan"]:
         run, args = "plan", args[1:]
+    if run == "render" and args[:1] == ["join"]:
+        # The reader's segment folders: the arguments as join's parser reads them.
+        stop_after_parsing(monkeypatch)
+        with pytest.raises(Parsed):
+            cli.join([substituted(a) for a in args[1:]])
+        return
     if run == "render" and args[:1] in (["info"], ["replay"]):
         # A picture of the reader's with its recipe, and for replay overrides on top of it.
         command, picture, *args = args

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import pytest
 import torch
-from conftest import run_render
+from conftest import VIDEO, run_render
 
 from render.config import build, compose_config
 from render.errors import UserError
@@ -223,15 +223,6 @@ def test_init_video_takes_the_videos_frame_count_and_rate(photo, tmp_path):
 
 
 # -- end to end --------------------------------------------------------------------------------
-
-VIDEO = [
-    "experiment=deepdream_photo",
-    "init=video",
-    "tiling.tile_size=[64,64]",
-    "render.octaves=2",
-    "video.updates_per_frame=4",
-    "trainer.accelerator=cpu",
-]
 
 
 @pytest.mark.slow

@@ -20,15 +20,15 @@ FPS_DENOMINATOR = 1001
 
 
 def write_mp4(
-    frames: Iterable[Path],
+    frames: Iterable[Path | Image.Image],
     path: Path,
     fps: float,
     crf: int = 18,
     comment: str | None = None,
 ) -> int:
-    """Encode the picture files ``frames`` (all one size) into ``path``, atomically, at ``fps``
-    frames per second and quality ``crf`` (x264's constant rate factor, 0 lossless to 51);
-    ``comment`` goes into the file's metadata. Returns the frames written.
+    """Encode ``frames`` (picture files or pillow images, all one size) into ``path``,
+    atomically, at ``fps`` frames per second and quality ``crf`` (x264's constant rate factor, 0
+    lossless to 51); ``comment`` goes into the file's metadata. Returns the frames written.
 
     yuv420p halves the colour resolution, so a frame of odd width or height loses its last
     column or row in the video (the frames' PNGs keep it).
@@ -40,9 +40,12 @@ def write_mp4(
         if comment:
             container.metadata["comment"] = comment
         stream: av.VideoStream | None = None
-        for frame_path in frames:
-            with Image.open(frame_path) as picture:
-                image = picture.convert("RGB")
+        for item in frames:
+            if isinstance(item, Image.Image):
+                image = item.convert("RGB")
+            else:
+                with Image.open(item) as picture:
+                    image = picture.convert("RGB")
             if stream is None:
                 width, height = image.width // 2 * 2, image.height // 2 * 2
                 if (width, height) != image.size:

@@ -7,7 +7,8 @@ frame ``t`` starts from :class:`FrameStarts` applied to frame ``t - 1`` as its P
 through), is dreamed for ``video.updates_per_frame`` updates of every tile at full size, and is
 seeded from ``(seed, t)`` alone. So a video stopped anywhere and resumed with ``resume=true``
 continues at its first missing frame and makes the same frames as one that never stopped.
-``render.mp4`` is encoded from the PNGs once the last frame is there.
+``render.mp4`` is encoded from the PNGs once the last frame is there. A dreamed video may be
+cut into segments rendered by separate processes and joined (render/motion/segments.py).
 
 Where a frame starts is pluggable (:func:`frame_starts`): the previous frame zoomed, rotated
 and shifted today (render/motion/zoom.py); a dreamed video's previous frame warped by the
@@ -20,6 +21,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,7 +37,9 @@ from render.initial import CanvasInit
 from render.models import FeatureModel
 from render.motion.decode import add_audio
 from render.motion.encode import write_mp4
+from render.motion.folder import FRAMES, RECORD, VIDEO, first_missing, frame_path
 from render.motion.schedule import Schedule
+from render.motion.segments import Segment
 from render.motion.video import VideoInit, VideoStarts
 from render.motion.zoom import move
 from render.objectives import Objective
@@ -48,12 +52,6 @@ from render.run import fit_octaves, log_plan, make_plan, world_size
 from render.stopping import StopRequest, requeued
 
 log = logging.getLogger(__name__)
-
-#: The frames' folder in the run directory, and the config they were made with (for a resume).
-FRAMES = "frames"
-RECORD = "config.yaml"
-#: The video's file in the run directory.
-VIDEO = "render.mp4"
 
 
 class FrameStarts(Protocol):
@@ -100,16 +98,6 @@ def frame_seed(seed: int, index: int) -> int:
     return (seed + index * 1_000_003) % (MAX_SEED + 1)
 
 
-def frame_path(run_dir: Path, index: int) -> Path:
-    """Frame ``index``'s PNG: ``frames/00042.png``."""
-    return run_dir / FRAMES / f"{index:05d}.png"
-
-
-def first_missing(run_dir: Path, frames: int) -> int:
-    """The first frame of ``frames`` whose PNG is not in ``run_dir`` (``frames`` when all are)."""
-    return next((t for t in range(frames) if not frame_path(run_dir, t).is_file()), frames)
-
-
 def frame_configs(cfg: DictConfig) -> tuple[DictConfig, DictConfig]:
     """The configs of frame 0 (the config's render) and of every later frame (one octave at
     full size, ``video.updates_per_frame`` updates per tile); neither shows a progress bar of
@@ -126,9 +114,14 @@ def frame_configs(cfg: DictConfig) -> tuple[DictConfig, DictConfig]:
 class FramesStopped(RenderStopped):
     """A video stopped by a signal in the middle of a frame: the frames before it are saved."""
 
-    def __init__(self, signum: int, frame: int, frames: int, folder: Path) -> None:
-        """Stopped by ``signum`` in frame ``frame`` (from 0) of ``frames``."""
-        saved = f"frames 0 to {frame - 1} are saved in {folder}" if frame else "no frame saved"
+    def __init__(self, signum: int, frame: int, frames: int, folder: Path, first: int) -> None:
+        """Stopped by ``signum`` in frame ``frame`` (from 0) of ``frames``, the run's frames
+        starting at ``first``."""
+        saved = (
+            f"frames {first} to {frame - 1} are saved in {folder}"
+            if frame > first
+            else "no frame saved"
+        )
         super().__init__(signum, f"in frame {frame} of {frames}: {saved}")
 
 
@@ -136,13 +129,13 @@ class StopInFrame(pl.Callback):
     """Stop the video at the end of a step once a stop signal arrived; the frame under way is
     dropped (it is made again, the same, by the resume)."""
 
-    def __init__(self, request: StopRequest, frame: int, frames: int, folder: Path) -> None:
-        """In frame ``frame`` (from 0) of ``frames``, saved in ``folder``."""
-        self.request, self.frame, self.frames, self.folder = request, frame, frames, folder
+    def __init__(self, request: StopRequest, stopped: Callable[[int], FramesStopped]) -> None:
+        """``stopped(signum)``: the error that says where."""
+        self.request, self.stopped = request, stopped
 
     def on_train_batch_end(self, trainer: pl.Trainer, *_: Any) -> None:
         if self.request.signum:
-            raise FramesStopped(self.request.signum, self.frame, self.frames, self.folder)
+            raise self.stopped(self.request.signum)
 
 
 def _check(cfg: DictConfig) -> None:
@@ -159,25 +152,31 @@ def _check(cfg: DictConfig) -> None:
         )
 
 
-def _first_frame(cfg: DictConfig, run_dir: Path, recorded: dict[str, Any]) -> int:
+def _first_frame(cfg: DictConfig, run_dir: Path, recorded: dict[str, Any], segment: Segment) -> int:
     """The frame to start at: the first missing one of a resumed video made with a config
-    that differs only where it may (render/checkpoints.py ``check_resume``), else 0."""
+    that differs only where it may (render/checkpoints.py ``check_resume``), else the
+    segment's first."""
     folder = run_dir / FRAMES
     record = folder / RECORD
-    done = first_missing(run_dir, int(cfg.video.frames))
+    done = first_missing(run_dir, segment.first, segment.stop)
     if cfg.resume or requeued():
         if not record.is_file():
             log.info("resume=true but %s holds no frames: starting afresh", folder)
-            return 0
+            return segment.first
         check_resume(Resume(0, record, yaml.safe_load(record.read_text())), recorded)
-        log.info("resume=true: %d frame(s) in %s, continuing at frame %d", done, folder, done)
+        log.info(
+            "resume=true: %d frame(s) in %s, continuing at frame %d",
+            done - segment.first,
+            folder,
+            done,
+        )
         return done
-    if record.is_file() or done:
+    if record.is_file() or done > segment.first:
         raise UserError(
             f"{folder} holds the frames of an earlier video; add resume=true to continue "
             f"it, or give another hydra.run.dir (or delete that folder) to start afresh"
         )
-    return 0
+    return segment.first
 
 
 def render_frames(
@@ -198,14 +197,15 @@ def render_frames(
     _check(cfg)
     video = cfg.video
     frames = int(video.frames)
+    segment = Segment.from_config(video, init)
     schedule = Schedule.from_config(cfg, objective)
     for listed in schedule.objectives:
         listed.validate(model.layer_channels())
     layers = set().union(*(o.layers for o in schedule.objectives))
     recorded = render_config(cfg, layers)
-    first = _first_frame(cfg, run_dir, recorded)
+    first = _first_frame(cfg, run_dir, recorded, segment)
     folder = run_dir / FRAMES
-    if first == 0:
+    if first == segment.first:
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / RECORD) as tmp:
             tmp.write_text(yaml.safe_dump(recorded, sort_keys=True))
@@ -216,7 +216,7 @@ def render_frames(
         make_plan(configs[0], size, init.size() is not None),
         make_plan(configs[1], size, from_image=True),
     )
-    if first == 0:
+    if first == segment.first:
         log_plan(plans[0], tile, cfg.render.tiles_per_step)
     log.info(
         "video: %d frames of %dx%d; each after the first %d steps (%.0f updates per tile)",
@@ -225,9 +225,11 @@ def render_frames(
         plans[1][0].steps,
         plans[1][0].updates_per_tile,
     )
+    if not segment.whole:
+        log.info("video: this render is %s", segment.describe())
     bar = tqdm(
-        total=frames,
-        initial=first,
+        total=segment.stop - segment.first,
+        initial=first - segment.first,
         desc="frames",
         unit="frame",
         disable=not cfg.trainer.enable_progress_bar,
@@ -238,23 +240,31 @@ def render_frames(
     level = lightning.level
     lightning.setLevel(logging.WARNING)
     try:
-        for index in range(first, frames):
+        for index in range(first, segment.stop):
+            stopped = partial(
+                FramesStopped, frame=index, frames=frames, folder=folder, first=segment.first
+            )
             if stop.signum:  # arrived while the last frame was saved
-                raise FramesStopped(stop.signum, index, frames, folder)
-            previous = None if index == 0 else _saved(run_dir, index - 1)
-            frame_init = init if previous is None else CanvasInit(starts(index, previous))
+                raise stopped(stop.signum)
+            later = index > segment.first
+            if later:
+                frame_init = CanvasInit(starts(index, _saved(run_dir, index - 1)))
+            elif index > 0:  # a segment's first frame: dreamed as the video's first is
+                frame_init = CanvasInit(init.frame(index, size))
+            else:
+                frame_init = init
             seed = frame_seed(cfg.seed, index)
             pl.seed_everything(seed, workers=True, verbose=False)
             fitted = fit_octaves(
-                configs[index > 0],
+                configs[later],
                 run_dir,
                 model,
                 schedule.at(index),
                 frame_init,
-                plans[index > 0],
+                plans[later],
                 seed=seed,
                 gif=None,
-                callbacks=_stopper(stop, index, frames, folder),
+                callbacks=_stopper(stop, stopped),
                 log_name=f"frame{index:05d}",
             )
             save_png(fitted.module.canvas(fitted.pixels), frame_path(run_dir, index), recipe)
@@ -263,8 +273,8 @@ def render_frames(
     finally:
         lightning.setLevel(level)
     bar.close()
-    if frames > first:
-        done, seconds = frames - first, time.perf_counter() - started
+    if segment.stop > first:
+        done, seconds = segment.stop - first, time.perf_counter() - started
         # Process CPU time is steadier than the wall clock on a shared machine.
         cpu = time.process_time() - cpu
         log.info(
@@ -274,6 +284,14 @@ def render_frames(
             seconds / done,
             cpu / done,
         )
+    if not segment.whole:
+        log.info(
+            "video: %s is in %s; when every segment is made, tiledream join FOLDER (the "
+            "segments' run folders, or the sweep's folder that holds them) writes the video",
+            segment.describe(),
+            folder,
+        )
+        return folder
     written = write_mp4(
         (frame_path(run_dir, t) for t in range(frames)),
         run_dir / VIDEO,
@@ -296,11 +314,12 @@ def _saved(run_dir: Path, index: int) -> Tensor:
 
 
 def _stopper(
-    stop: StopRequest, index: int, frames: int, folder: Path
+    stop: StopRequest, stopped: Callable[[int], FramesStopped]
 ) -> Callable[[Octave, Path], list[pl.Callback]]:
-    """The per-octave callbacks of frame ``index``: only the stop on a signal."""
+    """The per-octave callbacks of a frame: only the stop on a signal (``stopped(signum)``
+    says where)."""
 
     def callbacks(octave: Octave, ckpt_dir: Path) -> list[pl.Callback]:
-        return [StopInFrame(stop, index, frames, folder)]
+        return [StopInFrame(stop, stopped)]
 
     return callbacks

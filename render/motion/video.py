@@ -71,9 +71,13 @@ class VideoInit:
         for frame in read_frames(self.path, start):
             yield CanvasInit(frame, self.fit).canvas(size)
 
+    def frame(self, index: int, size: tuple[int, int]) -> Tensor:
+        """Frame ``index`` at ``size``."""
+        return next(self.read(size, index))
+
     def canvas(self, size: tuple[int, int]) -> Tensor:
         """The first frame at ``size``: where the first frame's dream starts."""
-        return next(self.read(size))
+        return self.frame(0, size)
 
     def start(self, frame: Tensor, previous_frame: Tensor, previous_dream: Tensor) -> Tensor:
         """Where the dream of ``frame`` starts (:func:`warm_start`)."""
