@@ -135,6 +135,9 @@ def test_capture_returns_requested_layers_with_shapes(lite0: FeatureModel) -> No
 
 
 def test_capture_stops_after_deepest_requested_layer(lite0: FeatureModel) -> None:
+    # The model's first look at its layers is one whole pass: made before the hooks are, so
+    # that the test passes run alone too (the fixture is fresh in a worker that ran no other).
+    lite0.layer_channels()
     fired: list[str] = []
     handles = [
         getattr(lite0.network, name).register_forward_hook(lambda *_, n=name: fired.append(n))
