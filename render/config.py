@@ -170,7 +170,7 @@ class VideoConfig:
     sweep job (``video.segment``) and joined by ``tiledream join``."""
     segment: int = rule(NON_NEGATIVE_INT, 0)
     """The segment this render makes, from 0 (``video.segment=0,1,2,3`` with ``-m``: all)."""
-    settle: int = rule(NON_NEGATIVE_INT, 4)
+    settle: int = rule(NON_NEGATIVE_INT, 8)
     """Frames a segment starts before its own; ``tiledream join`` cross-fades over them from
     the segment before to this one, so the joins do not jump."""
     png: bool = True

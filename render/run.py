@@ -453,7 +453,7 @@ def prepare(
     init = build(cfg.init)
     if isinstance(init, VideoInit):  # video.frames and video.fps become the video's
         init.configure(cfg)
-    if cfg.get("video") is not None and cfg.video.frames > 0:
+    if cfg.get("video") is not None and (cfg.video.frames > 0 or cfg.video.segments > 1):
         Segment.from_config(cfg.video, init)
     if objective.photo_layers and init.size() is None:
         raise UserError(

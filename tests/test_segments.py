@@ -45,9 +45,10 @@ def test_a_segment_outside_the_video_is_refused():
         Segment.of(10, 12, 0, 0)
 
 
-def test_a_zoom_is_not_cut_into_segments(tmp_path):
+@pytest.mark.parametrize("frames", ["video.frames=4", "video.frames=0"], ids=["zoom", "picture"])
+def test_only_a_dreamed_video_is_cut_into_segments(tmp_path, frames):
     done = tiledream(
-        "video.frames=4",
+        frames,
         "video.segments=2",
         "tiling.base_size=[64,64]",
         "tiling.tile_size=[64,64]",

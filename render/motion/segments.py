@@ -72,16 +72,13 @@ class Segment:
     def from_config(cls, video: DictConfig, init: object) -> Segment:
         """The segment ``video`` (a config's ``video`` section, its frames known) renders
         from ``init`` (the built ``init``); a UserError when it cannot be cut."""
-        segment = cls.of(
-            int(video.frames), int(video.segments), int(video.segment), int(video.settle)
-        )
-        if not segment.whole and not isinstance(init, VideoInit):
+        if video.segments > 1 and not isinstance(init, VideoInit):
             raise UserError(
-                f"video.segments={segment.count} cuts a dreamed video (init=video): each frame "
+                f"video.segments={video.segments} cuts a dreamed video (init=video): each frame "
                 f"of a zoom or a morph starts from the frame before it, which another segment "
                 f"has not made; render it in one process (video.segments=1)"
             )
-        return segment
+        return cls.of(int(video.frames), int(video.segments), int(video.segment), int(video.settle))
 
     @property
     def kept(self) -> tuple[int, int]:
