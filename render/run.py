@@ -603,6 +603,7 @@ def fit_octaves(
     callbacks: Callable[[Octave, Path], list[pl.Callback]],
     resume: tuple[int, Path | None] = (0, None),
     log_name: str = "",
+    context_from: tuple[int, int] | None = None,
 ) -> Fitted:
     """Optimise the canvas octave by octave from ``init`` (a built ``cfg.init``, or a
     :class:`render.initial.CanvasInit`) along ``plan``; the last octave's state.
@@ -610,6 +611,8 @@ def fit_octaves(
     Octave ``k`` is seeded with ``seed + k``; ``callbacks(octave, checkpoint folder)`` are
     added to its trainer; ``resume``: the octave (from 0) to start at and the checkpoint it
     continues from. Metrics go to ``metrics/<log_name>/octave<k>`` (without empty parts).
+    ``context_from``: the canvas size whose scale context views start at (default: the plan's
+    first octave's).
     """
     tile = list(cfg.tiling.tile_size)
     settings = cfg.render
@@ -667,7 +670,9 @@ def fit_octaves(
             param,
             seed=seed + octave.index,
             init_canvas=init_canvas,
-            context=context_sizes(cfg, plan[0].size, size) if octave.views > 1 else None,
+            context=(
+                context_sizes(cfg, context_from or plan[0].size, size) if octave.views > 1 else None
+            ),
             shard=shard,
             init_top=init_top,
             # Only the last octave's gradients make the transparency map: they are taken with

@@ -11,9 +11,11 @@ import torch
 from conftest import TINY, coordinate_canvas, made_once, run_render, start_render
 from PIL import Image
 
+from render.config import compose_config
 from render.errors import UserError
 from render.models import efficientnet_lite0
 from render.motion.encode import write_mp4
+from render.motion.frames import frame_configs, frame_plans
 from render.motion.schedule import Schedule
 from render.motion.zoom import move
 from render.objectives import channel, class_logit
@@ -166,6 +168,22 @@ def test_a_fresh_video_or_another_canvas_over_earlier_frames_is_refused(zoomed, 
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "views"),
+    [(["experiment=morph"], 2), (["experiment=zoom"], 1)],
+    ids=["from noise", "from a photo"],
+)
+def test_later_frames_keep_the_context_views_of_frame_0s_pyramid(overrides, views):
+    """A morph's later frames (one octave each) still see each tile in the whole frame, as
+    frame 0's pyramid from noise did; a photo's frames dream on the photo's composition."""
+    configs = frame_configs(
+        compose_config([*overrides, "tiling.base_size=[448,448]", "render.tiles_per_step=3"])
+    )
+    first, later = frame_plans(configs, (448, 448), from_image=overrides == ["experiment=zoom"])
+    assert len(first) > 1 and len(later) == 1
+    assert first[-1].views == later[0].views == views
+
+
 def test_a_morph_with_warm_starts_ends_on_each_class(tmp_path):
     # One 224 tile: frame 0 is the goldfish from noise, the last frame the bee.
     run_render(

@@ -21,6 +21,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -109,6 +110,22 @@ def frame_configs(cfg: DictConfig) -> tuple[DictConfig, DictConfig]:
     for each in (first, later):
         each.trainer.enable_progress_bar = False
     return first, later
+
+
+def frame_plans(
+    configs: tuple[DictConfig, DictConfig], size: tuple[int, int], from_image: bool
+) -> tuple[list[Octave], list[Octave]]:
+    """The plans of frame 0 and of every later frame (:func:`frame_configs`), frames of
+    ``size``, frame 0 from a picture or not (``from_image``).
+
+    A later frame is one octave; when frame 0 grew from noise through a pyramid, its tiles
+    keep that pyramid's context views (taken from frame 0's first octave's scale), so the
+    whole frame stays one picture while the objective moves (a morph) instead of growing a
+    subject in every tile.
+    """
+    first = make_plan(configs[0], size, from_image)
+    later = make_plan(configs[1], size, from_image=True)[0]
+    return first, [replace(later, views=first[-1].views)]
 
 
 class FramesStopped(RenderStopped):
@@ -212,10 +229,8 @@ def render_frames(
     starts = frame_starts(cfg, init)
     configs = frame_configs(cfg)
     tile = list(cfg.tiling.tile_size)
-    plans = (
-        make_plan(configs[0], size, init.size() is not None),
-        make_plan(configs[1], size, from_image=True),
-    )
+    plans = frame_plans(configs, size, init.size() is not None)
+    context_from = plans[0][0].size
     if first == segment.first:
         log_plan(plans[0], tile, cfg.render.tiles_per_step)
     log.info(
@@ -266,6 +281,7 @@ def render_frames(
                 gif=None,
                 callbacks=_stopper(stop, stopped),
                 log_name=f"frame{index:05d}",
+                context_from=context_from,
             )
             save_png(fitted.module.canvas(fitted.pixels), frame_path(run_dir, index), recipe)
             del fitted
