@@ -30,12 +30,11 @@ from render.checkpoints import (
     octave_dir,
     render_config,
 )
+from render.config import VideoInit as VideoInitConfig
 from render.config import build, check_values
 from render.context import between
 from render.errors import UserError
 from render.models import FeatureModel
-from render.motion.segments import Segment
-from render.motion.video import VideoInit
 from render.objectives import Objective
 from render.outputs import ProgressGif
 from render.params import Parameterization
@@ -451,9 +450,12 @@ def prepare(
     """
     objective.validate(model.layer_channels())
     init = build(cfg.init)
-    if isinstance(init, VideoInit):  # video.frames and video.fps become the video's
-        init.configure(cfg)
+    if cfg.init.get("_target_") == VideoInitConfig._target_:
+        init.configure(cfg)  # video.frames and video.fps become the video's
     if cfg.get("video") is not None and (cfg.video.frames > 0 or cfg.video.segments > 1):
+        # PyAV and OpenCV only for videos: the GPU machines the project is checked on lack them.
+        from render.motion.segments import Segment
+
         Segment.from_config(cfg.video, init)
     if objective.photo_layers and init.size() is None:
         raise UserError(

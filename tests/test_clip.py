@@ -7,8 +7,6 @@ downloaded.
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -283,15 +281,3 @@ def test_missing_weights_on_the_command_line_are_one_error_line(
     assert done.returncode == 2 and len(errors) == 1, done.stderr
     assert "'openai' weights" in errors[0] and str(tmp_path / "hf") in errors[0]
     assert "Traceback" not in done.stderr
-
-
-@pytest.mark.slow
-def test_the_rest_of_render_does_not_import_open_clip() -> None:
-    code = (
-        "import sys, render, render.api, render.cli, render.models, render.objectives, render.run;"
-        "print('open_clip' in sys.modules)"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert done.stdout.strip() == "False"

@@ -89,3 +89,18 @@ def test_an_import_circle_fails(tmp_path: Path) -> None:
     failed = modules_failing_alone(tmp_path, pair)
     assert sorted(failed) == pair
     assert "partially initialized module 'render.objectives.base'" in failed[pair[1]]
+
+
+@pytest.mark.slow
+def test_render_imports_no_optional_package_until_it_is_used() -> None:
+    """open_clip (``model=clip``), PyAV and OpenCV (videos) are imported where they are used:
+    the GPU machines the project is checked on have none of them, and a picture needs none."""
+    code = (
+        "import sys, render, render.api, render.cli, render.estimate, render.models,"
+        " render.objectives, render.run;"
+        "print(sorted(m for m in ('open_clip', 'av', 'cv2') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
