@@ -251,17 +251,12 @@ def check_resume(resume: Resume, config: Mapping[str, Any]) -> None:
 
     The refusal is one UserError naming each differing key with both values.
     """
-    saved = resume.config
-    changes = {
-        key: (saved.get(key, _UNSET), config.get(key, _UNSET))
-        for key in sorted(saved.keys() | config.keys())
-        if key not in IGNORED_KEYS and saved.get(key, _UNSET) != config.get(key, _UNSET)
-    }
-    canvas = {key: values for key, values in changes.items() if _is_canvas_key(key)}
+    changes = config_changes(resume.config, config)
+    canvas = {key: values for key, values in changes.items() if is_under(key, CANVAS_KEYS)}
     if canvas:
-        differences = "; ".join(f"{k} is {a!r} there, {b!r} here" for k, (a, b) in canvas.items())
         raise UserError(
-            f"resume=true: {resume.path} is a checkpoint of another canvas: {differences}; "
+            f"resume=true: {resume.path} is a checkpoint of another canvas: "
+            f"{describe_changes(canvas)}; "
             f"resume with the checkpoint's values, or render afresh in another hydra.run.dir"
         )
     if changes:
@@ -272,5 +267,24 @@ def check_resume(resume: Resume, config: Mapping[str, Any]) -> None:
         )
 
 
-def _is_canvas_key(key: str) -> bool:
-    return any(key == k or key.startswith(f"{k}.") for k in CANVAS_KEYS)
+def is_under(key: str, prefixes: Iterable[str]) -> bool:
+    """Whether the flat config key ``key`` is one of ``prefixes`` or inside one."""
+    return any(key == p or key.startswith(f"{p}.") for p in prefixes)
+
+
+def config_changes(
+    there: Mapping[str, Any], here: Mapping[str, Any], ignored: Iterable[str] = IGNORED_KEYS
+) -> dict[str, tuple[Any, Any]]:
+    """The keys whose values differ between two recorded configs (:func:`render_config`), in
+    key order, with both values (``unset`` where one lacks the key); keys at or under
+    ``ignored`` left out."""
+    return {
+        key: (there.get(key, _UNSET), here.get(key, _UNSET))
+        for key in sorted(there.keys() | here.keys())
+        if not is_under(key, ignored) and there.get(key, _UNSET) != here.get(key, _UNSET)
+    }
+
+
+def describe_changes(changes: Mapping[str, tuple[Any, Any]]) -> str:
+    """:func:`config_changes` as ``key is A there, B here; ...``."""
+    return "; ".join(f"{key} is {a!r} there, {b!r} here" for key, (a, b) in changes.items())

@@ -26,7 +26,7 @@ import yaml
 from omegaconf import DictConfig
 from PIL import Image
 
-from render.checkpoints import IGNORED_KEYS
+from render.checkpoints import IGNORED_KEYS, config_changes, describe_changes
 from render.errors import UserError
 from render.motion.decode import add_audio
 from render.motion.encode import write_mp4
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 #: What may differ between the recorded configs of the segments of one video: which segment it
 #: is, and how each job was started and run.
-MAY_DIFFER = (*IGNORED_KEYS, "video.segment", "trainer.")
+MAY_DIFFER = (*IGNORED_KEYS, "video.segment", "trainer")
 
 
 @dataclass(frozen=True)
@@ -154,19 +154,11 @@ def _check_parts(parts: list[Part]) -> None:
         )
     first = parts[0]
     for part in parts[1:]:
-        keys = first.config.keys() | part.config.keys()
-        differ = sorted(
-            key
-            for key in keys
-            if not key.startswith(MAY_DIFFER) and first.config.get(key) != part.config.get(key)
-        )
-        if differ:
-            changes = "; ".join(
-                f"{key} is {first.config.get(key)!r} there, {part.config.get(key)!r} here"
-                for key in differ
-            )
+        changes = config_changes(first.config, part.config, MAY_DIFFER)
+        if changes:
             raise UserError(
-                f"{part.run_dir} is not a segment of the video of {first.run_dir}: {changes}"
+                f"{part.run_dir} is not a segment of the video of {first.run_dir}: "
+                f"{describe_changes(changes)}"
             )
 
 
