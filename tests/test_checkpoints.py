@@ -143,12 +143,13 @@ def test_a_second_render_in_a_run_directory_is_refused_until_the_first_ends(tmp_
     first = start_render(*TINY, "trainer.max_steps=10000", f"hydra.run.dir={tmp_path}")
     record = tmp_path / ".hydra"
     try:
-        lock = tmp_path / LOCK_NAME
+        lock, log = tmp_path / LOCK_NAME, tmp_path / "render.log"
         deadline = time.monotonic() + 300
         while first.poll() is None and time.monotonic() < deadline:
-            # The lock comes first, then Hydra saves the config (overrides.yaml last).
+            # The lock comes first, then Hydra saves the config; the render's first log line
+            # comes after (an overrides.yaml that exists may not have been written yet).
             locked = lock.is_file() and lock.read_text().strip() == str(first.pid)
-            if locked and (record / "overrides.yaml").is_file():
+            if locked and log.is_file() and log.stat().st_size > 0:
                 break
             time.sleep(0.05)
         saved = {path.name: path.read_bytes() for path in record.iterdir()}
@@ -161,7 +162,7 @@ def test_a_second_render_in_a_run_directory_is_refused_until_the_first_ends(tmp_
         # Refused before Hydra wrote anything there: the running render keeps its record.
         assert {path.name: path.read_bytes() for path in record.iterdir()} == saved
         assert "max_steps: 10000" in saved["config.yaml"].decode()
-        assert "in use by another render" not in (tmp_path / "render.log").read_text()
+        assert "in use by another render" not in log.read_text()
     finally:
         first.kill()  # SIGKILL: the kernel releases the lock
         first.wait()
