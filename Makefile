@@ -17,7 +17,8 @@ unexport PYTHONDONTWRITEBYTECODE
 # the modules a program imports. uv reads no pip configuration: pip's find-links and constraint,
 # where set (a machine's own wheels of torch, a cap on its version), are passed on, so both
 # install the same packages.
-pip_config = $(shell $(PYTHON) -m pip config get global.$(1) 2>/dev/null)
+# (`pip config get` misses keys of a site-wide file that `pip config list` shows.)
+pip_config = $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n "s/^global\.$(1)='\(.*\)'$$/\1/p")
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv
