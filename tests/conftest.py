@@ -3,6 +3,7 @@ tests read made once, and a bare Trainer for a renderer."""
 
 import contextlib
 import fcntl
+import hashlib
 import io
 import logging
 import os
@@ -151,6 +152,20 @@ def made_once(request: pytest.FixtureRequest, name: str, make: Callable[[Path], 
             make(folder)
             done.touch()
     return folder
+
+
+@pytest.fixture(scope="session")
+def whole_run(request: pytest.FixtureRequest) -> Callable[[list[str]], Path]:
+    """The run folder of an uninterrupted render of a config, rendered once per config in a
+    test session (in the asking process unless it starts more ranks), for the tests that
+    compare a stopped and resumed render with it."""
+
+    def whole(config: list[str]) -> Path:
+        name = "whole-" + hashlib.sha256(" ".join(config).encode()).hexdigest()[:16]
+        run = run_render if "trainer.devices=2" in config else tiledream
+        return made_once(request, name, lambda run_dir: run(*config, f"hydra.run.dir={run_dir}"))
+
+    return whole
 
 
 @pytest.fixture(scope="session")

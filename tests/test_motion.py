@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import pytest
 import torch
-from conftest import TINY, coordinate_canvas, made_once, run_render, start_render
+from conftest import TINY, coordinate_canvas, made_once, start_render, tiledream
 from PIL import Image
 
 from render.config import compose_config
@@ -39,7 +39,7 @@ def frame_bytes(run_dir: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def zoomed(request):
     """The ZOOM video, run to its end (made once; tests read it)."""
-    return made_once(request, "zoom", lambda run_dir: run_render(*ZOOM, f"hydra.run.dir={run_dir}"))
+    return made_once(request, "zoom", lambda run_dir: tiledream(*ZOOM, f"hydra.run.dir={run_dir}"))
 
 
 # -- the camera move ---------------------------------------------------------------------------
@@ -87,7 +87,7 @@ def test_a_morph_starts_and_ends_on_its_objectives_and_crosses_over_smoothly():
 
 
 def test_a_schedule_takes_one_list(tmp_path):
-    result = run_render(
+    result = tiledream(
         *TINY, "video.frames=2", "video.classes=[1]", "video.channels=[2]", check=False
     )
     assert result.returncode == 2
@@ -129,7 +129,7 @@ def test_a_zoom_writes_its_frames_and_an_mp4_that_carries_the_recipe(zoomed):
     start = move(first, zoom=1.1)
     dreamed = (second - start).abs().mean()
     assert 0.002 < dreamed < (second - first).abs().mean()
-    info = run_render("info", str(zoomed / "render.mp4"))
+    info = tiledream("info", str(zoomed / "render.mp4"))
     assert "video.zoom=1.1" in info.stdout, info.stderr
 
 
@@ -151,7 +151,7 @@ def test_a_stopped_or_killed_zoom_resumes_at_its_first_missing_frame_with_the_sa
     if sig == signal.SIGTERM:
         log = (run_dir / "render.log").read_text()
         assert "stopped by SIGTERM in frame 2 of 3: frames 0 to 1 are saved in" in log
-    resumed = run_render(*ZOOM, "resume=true", f"hydra.run.dir={run_dir}")
+    resumed = tiledream(*ZOOM, "resume=true", f"hydra.run.dir={run_dir}")
     assert "continuing at frame 2" in (run_dir / "render.log").read_text(), resumed.stderr
     assert frame_bytes(run_dir) == frame_bytes(zoomed)
     assert len(decoded(run_dir / "render.mp4")) == 3
@@ -159,10 +159,10 @@ def test_a_stopped_or_killed_zoom_resumes_at_its_first_missing_frame_with_the_sa
 
 @pytest.mark.slow
 def test_a_fresh_video_or_another_canvas_over_earlier_frames_is_refused(zoomed, tmp_path):
-    result = run_render(*ZOOM, f"hydra.run.dir={zoomed}", check=False)
+    result = tiledream(*ZOOM, f"hydra.run.dir={zoomed}", check=False)
     assert result.returncode == 2
     assert "frames holds the frames of an earlier video; add resume=true" in result.stderr
-    other = run_render(*ZOOM, "seed=1", "resume=true", f"hydra.run.dir={zoomed}", check=False)
+    other = tiledream(*ZOOM, "seed=1", "resume=true", f"hydra.run.dir={zoomed}", check=False)
     assert other.returncode == 2
     assert "config.yaml is a checkpoint of another canvas: seed is 0 there, 1 here" in other.stderr
 
@@ -186,7 +186,7 @@ def test_later_frames_keep_the_context_views_of_frame_0s_pyramid(overrides, view
 
 def test_a_morph_with_warm_starts_ends_on_each_class(tmp_path):
     # One 224 tile: frame 0 is the goldfish from noise, the last frame the bee.
-    run_render(
+    tiledream(
         "experiment=morph",
         "tiling.base_size=[224,224]",
         "video.frames=4",

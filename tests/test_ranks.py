@@ -95,14 +95,13 @@ def pictures_of(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.slow
-def test_two_processes_render_as_one_and_a_killed_pair_resumes_to_the_same_picture(tmp_path):
+def test_two_processes_render_as_one_and_a_killed_pair_resumes_to_the_same_picture(
+    tmp_path, whole_run
+):
     ddp = ["trainer.devices=2", "trainer.strategy=ddp"]
     tiledream(*RESUMABLE, f"hydra.run.dir={tmp_path / 'one'}")
-    run_render(*RESUMABLE, *ddp, f"hydra.run.dir={tmp_path / 'two'}")  # starts rank 1
-    (one, alpha_one), (two, alpha_two) = (
-        pictures_of(tmp_path / "one"),
-        pictures_of(tmp_path / "two"),
-    )
+    whole = whole_run([*RESUMABLE, *ddp])  # starts rank 1 (test_robustness reads it too)
+    (one, alpha_one), (two, alpha_two) = pictures_of(tmp_path / "one"), pictures_of(whole)
     assert psnr(one, two) > 40, f"PSNR {psnr(one, two):.1f} dB"
     assert psnr(alpha_one, alpha_two) > 30, f"alpha PSNR {psnr(alpha_one, alpha_two):.1f} dB"
     assert alpha_one.std() > 10
@@ -122,4 +121,4 @@ def test_two_processes_render_as_one_and_a_killed_pair_resumes_to_the_same_pictu
 
     run_render(*RESUMABLE, *ddp, "resume=true", f"hydra.run.dir={run_dir}")
     for name in ("render.png", "render_alpha.png"):
-        assert (run_dir / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+        assert (run_dir / name).read_bytes() == (whole / name).read_bytes(), name

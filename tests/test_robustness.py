@@ -1,6 +1,5 @@
 """Renders that lose no work, scale past one process, and stop cleanly on bad input."""
 
-import hashlib
 import io
 import os
 import re
@@ -16,8 +15,9 @@ import psutil
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
-from conftest import RENDER, ROOT, TINY, made_once, run_render, start_render, tiledream
+from conftest import RENDER, ROOT, TINY, run_render, start_render, tiledream
 from PIL import Image
+from test_ranks import RESUMABLE as RANKS_RESUMABLE
 
 from render.checkpoints import UNREADABLE_SUFFIX
 from render.cli import resume_command
@@ -54,18 +54,10 @@ def pixels(png: bytes | Path) -> bytes:
         return image.convert("RGB").tobytes()
 
 
-@pytest.fixture(scope="module")
-def whole_render(request) -> Callable[[list[str]], bytes]:
-    """render.png of an uninterrupted run of a config, rendered once per config (in this
-    process unless it starts more ranks)."""
-
-    def whole(config: list[str]) -> bytes:
-        name = "whole-" + hashlib.sha256(" ".join(config).encode()).hexdigest()[:16]
-        run = run_render if "trainer.devices=2" in config else tiledream
-        run_dir = made_once(request, name, lambda run_dir: run(*config, f"hydra.run.dir={run_dir}"))
-        return (run_dir / "render.png").read_bytes()
-
-    return whole
+@pytest.fixture
+def whole_render(whole_run) -> Callable[[list[str]], bytes]:
+    """render.png of an uninterrupted run of a config (conftest's ``whole_run``)."""
+    return lambda config: (whole_run(config) / "render.png").read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -203,10 +195,9 @@ def test_sigterm_saves_the_current_step_and_the_resumed_render_is_the_same(
 def test_sigterm_to_one_rank_stops_every_rank_at_one_step(tmp_path, whole_render):
     # Two gloo processes; the signal reaches rank 1 alone (as one rank can miss it or see it a
     # step later): the ranks agree at the next step, save together and resume to the picture
-    # of an uninterrupted two-process render.
+    # of an uninterrupted two-process render (test_ranks' render of the same config).
     run_dir = tmp_path / "stopped"
-    config = [o for o in TINY if not o.startswith("trainer.max_steps")]
-    config += ["trainer.max_steps=8", "trainer.devices=2", "trainer.strategy=ddp"]
+    config = [*RANKS_RESUMABLE, "trainer.devices=2", "trainer.strategy=ddp"]
     status, stderr, _ = signal_in_octave_2(config, run_dir, rank_1=True)
     command = check_stopped(run_dir, status, stderr)
     assert "received SIGTERM" in (run_dir / "train_ddp_process_1.log").read_text()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import VIDEO, run_render, tiledream
+from conftest import VIDEO, tiledream
 from hypothesis import given
 from hypothesis import strategies as st
 from torchvision.transforms.functional import pil_to_tensor
@@ -103,7 +103,7 @@ def test_segments_of_a_sweep_join_into_the_video_and_each_resumes(tmp_path):
     clip.write(tmp_path / "clip.mp4")
     sweep = tmp_path / "sweep"
     cut = ["video.segments=2", "video.segment=0,1", "video.settle=1"]
-    run_render("-m", *VIDEO, f"init.path={tmp_path / 'clip.mp4'}", *cut, f"hydra.sweep.dir={sweep}")
+    tiledream("-m", *VIDEO, f"init.path={tmp_path / 'clip.mp4'}", *cut, f"hydra.sweep.dir={sweep}")
     # Segment 1 dreams frame 2 to settle and keeps frames 3 to 5; neither writes a video.
     assert sorted(p.name for p in (sweep / "1" / FRAMES).glob("*.png")) == [
         f"{t:05d}.png" for t in range(2, 6)
@@ -113,7 +113,7 @@ def test_segments_of_a_sweep_join_into_the_video_and_each_resumes(tmp_path):
     kept = {t: frame_path(sweep / "1", t).read_bytes() for t in range(2, 6)}
     for t in (4, 5):
         frame_path(sweep / "1", t).unlink()
-    run_render(
+    tiledream(
         *VIDEO,
         f"init.path={tmp_path / 'clip.mp4'}",
         "video.segments=2",

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import pytest
 import torch
-from conftest import VIDEO, run_render
+from conftest import VIDEO, tiledream
 
 from render.config import build, compose_config
 from render.errors import UserError
@@ -230,7 +230,7 @@ def test_a_dreamed_video_keeps_its_frames_rate_and_audio_and_resumes(photo, tmp_
     clip = PanClip(photo, (64, 80), 6, fps=6, shift=(2.0, 1.0))
     clip.write(tmp_path / "clip.mp4")
     run_dir = tmp_path / "run"
-    run_render(*VIDEO, f"init.path={tmp_path / 'clip.mp4'}", f"hydra.run.dir={run_dir}")
+    tiledream(*VIDEO, f"init.path={tmp_path / 'clip.mp4'}", f"hydra.run.dir={run_dir}")
     info = probe(run_dir / "render.mp4")
     assert (info.frames, info.fps, info.size, info.has_audio) == (6, 6, (64, 80), True)
     assert audio_seconds(run_dir / "render.mp4") == audio_seconds(tmp_path / "clip.mp4")
@@ -241,7 +241,7 @@ def test_a_dreamed_video_keeps_its_frames_rate_and_audio_and_resumes(photo, tmp_
     for t in range(3, 6):
         (run_dir / "frames" / f"{t:05d}.png").unlink()
     (run_dir / "render.mp4").unlink()
-    run_render(
+    tiledream(
         *VIDEO, f"init.path={tmp_path / 'clip.mp4'}", "resume=true", f"hydra.run.dir={run_dir}"
     )
     assert "continuing at frame 3" in (run_dir / "render.log").read_text()
@@ -253,10 +253,12 @@ def test_a_dreamed_video_keeps_its_frames_rate_and_audio_and_resumes(photo, tmp_
 def test_a_three_second_pan_dreamed_with_flow_is_twice_as_stable_as_independent_dreams(
     photo, tmp_path
 ):
-    """The issue's measure (scripts/video_compare.py), shrunk: 64 px, two octaves."""
+    """The issue's measure (scripts/video_compare.py), shrunk: 64 px, two octaves, 4 frames a
+    second (measured: 0.47 of the independent dreams' instability, gains from 2.19x; at 8 frames
+    a second, 0.46 and 2.25x in twice the time)."""
     from scripts.video_compare import compare
 
-    clip = PanClip(photo, (64, 64), 24, fps=8, shift=(2.0, 0.0))
+    clip = PanClip(photo, (64, 64), 12, fps=4, shift=(2.0, 0.0))
     result = compare(
         clip, "blocks.3.2", tmp_path, overrides=["tiling.tile_size=[64,64]", "render.octaves=2"]
     )
