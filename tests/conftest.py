@@ -4,6 +4,7 @@ tests read made once, and a bare Trainer for a renderer."""
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import io
 import logging
 import os
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -84,6 +86,21 @@ def assert_a_picture(path: Path, size: tuple[int, int]) -> None:
         assert len(png.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 100, (
             f"{path}: a flat colour, not a picture"
         )
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/NAME.py`` as a module, to call its ``main`` in this process (a new interpreter
+    spends seconds importing torch); what the script puts on ``sys.path`` is put back."""
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    saved = list(sys.path)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved
+    return module
 
 
 def run_render(*overrides: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -7,15 +7,12 @@ shrunk to 260x173: both packaged networks classify it *Egyptian cat* (285).
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY, a_recipe, made_once, tiledream
+from conftest import ROOT, TINY, a_recipe, load_script, made_once, tiledream
 from PIL import Image
 
 from render.evaluation import evaluate, judge_model
@@ -24,7 +21,6 @@ from render.models.embedded import lite_network, load_positional
 from render.quality import classify, load_picture, recognition_by_level
 from render.recipe import Recipe, Weights
 
-EVALUATE = str(ROOT / "scripts" / "evaluate.py")
 CHELSEA = ROOT / "tests" / "data" / "chelsea.jpg"
 EGYPTIAN_CAT = 285
 #: TINY as a class render (goldfish): a 112x112 canvas of 64-pixel tiles, levels whole and 2x2.
@@ -72,16 +68,10 @@ def test_the_judge_is_lite2_trained_apart_from_lite0() -> None:
 
 
 def test_a_class_render_prints_every_level_for_both_networks(
-    tiny_class_run: Path, tiny_run: Path
+    tiny_class_run: Path, tiny_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, EVALUATE, str(tiny_class_run), str(tiny_run)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    assert load_script("evaluate").main([str(tiny_class_run), str(tiny_run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{tiny_class_run} (112x112, class 1 goldfish, Carassius auratus):"
     assert lines[1].split() == [
         "windows",
@@ -103,23 +93,10 @@ def test_a_class_render_prints_every_level_for_both_networks(
     assert len(lines) == 10
 
 
-def load_script():
-    """scripts/evaluate.py as a module (its ``main`` in this process)."""
-    spec = importlib.util.spec_from_file_location("evaluate_script", EVALUATE)
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    saved = list(sys.path)  # the script puts the repository on it
-    try:
-        spec.loader.exec_module(script)
-    finally:
-        sys.path[:] = saved
-    return script
-
-
 def test_json_figures_are_each_networks_own(
     tiny_class_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert load_script().main([str(tiny_class_run), "--json"]) == 0
+    assert load_script("evaluate").main([str(tiny_class_run), "--json"]) == 0
     [found] = json.loads(capsys.readouterr().out)
     canvas = load_picture(tiny_class_run / "render.png")
     lite0 = recognition_by_level(efficientnet_lite0(), canvas, 1, (64, 64), 224)
@@ -164,7 +141,7 @@ def test_a_folder_without_a_render_is_one_error_line(
 ) -> None:
     (tmp_path / "empty").mkdir()
     for folder, message in (("empty", "has no render.png"), ("nope", "is not a folder")):
-        assert load_script().main([str(tmp_path / folder)]) == 2
+        assert load_script("evaluate").main([str(tmp_path / folder)]) == 2
         out, err = capsys.readouterr()
         assert out == "" and err.startswith(f"error: {tmp_path / folder} {message}: ")
         assert len(err.splitlines()) == 1

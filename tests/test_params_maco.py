@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import csv
 import math
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, TINY, assert_a_picture, kill_two_ranks_in_octave2, run_render, tiledream
+from conftest import (
+    TINY,
+    assert_a_picture,
+    kill_two_ranks_in_octave2,
+    load_script,
+    run_render,
+    tiledream,
+)
 from PIL import Image
 
 from render.errors import UserError
@@ -150,7 +156,7 @@ def test_bad_settings_are_user_errors(tmp_path) -> None:
         MacoParam((8, 8), image_std=0)
 
 
-def test_the_script_makes_a_spectrum_from_a_folder(tmp_path) -> None:
+def test_the_script_makes_a_spectrum_from_a_folder(tmp_path, monkeypatch) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()
     g = _seeded(6)
@@ -158,14 +164,10 @@ def test_the_script_makes_a_spectrum_from_a_folder(tmp_path) -> None:
         pixels = (torch.rand(40, 50, 3, generator=g) * 255).to(torch.uint8).numpy()
         Image.fromarray(pixels).save(folder / name)
     out = tmp_path / "spectrum.pt"
-    command = [sys.executable, str(ROOT / "scripts" / "maco_spectrum.py"), str(folder)]
-    done = subprocess.run(
-        [*command, "--out", str(out), "--size", "16", "--crops", "3"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
+    script = load_script("maco_spectrum")
+    argv = ["maco_spectrum.py", str(folder), "--out", str(out), "--size", "16", "--crops", "3"]
+    monkeypatch.setattr(sys, "argv", argv)
+    script.main()
     magnitude, size = load_spectrum(out)
     assert size == (16, 16) and magnitude.shape == (3, 16, 9)
     assert torch.load(out, weights_only=True)["sources"] == ["a.png", "b.jpg"]
@@ -176,8 +178,9 @@ def test_the_script_makes_a_spectrum_from_a_folder(tmp_path) -> None:
     assert codec.decode(codec.init(1, _seeded(0))).shape == (1, 3, 8, 8)
     empty = tmp_path / "empty"
     empty.mkdir()
-    done = subprocess.run([*command[:2], str(empty), "--out", str(out)], capture_output=True)
-    assert done.returncode != 0 and b"holds no picture" in done.stderr
+    monkeypatch.setattr(sys, "argv", ["maco_spectrum.py", str(empty), "--out", str(out)])
+    with pytest.raises(SystemExit, match=r"^error: .*holds no picture"):
+        script.main()
 
 
 def _objective(run_dir, octave: str) -> list[float]:

@@ -50,10 +50,9 @@ def test_the_default_render_is_planned_without_rendering(tmp_path):
 
 @pytest.mark.slow
 def test_a_16384_poster_is_planned_from_its_geometry_with_the_store_shared_by_ranks():
-    result = run_plan(
-        "tiling.base_size=[16384,16384]", "trainer.accelerator=cpu", "trainer.devices=2"
+    result = tiledream(
+        "plan", "tiling.base_size=[16384,16384]", "trainer.accelerator=cpu", "trainer.devices=2"
     )
-    assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith(
         "canvas 16384x16384: 8 octaves, tiles of 224x224, 3 tiles per step, 2 ranks"

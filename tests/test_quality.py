@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
+from conftest import load_script
 
 from render.models import efficientnet_lite0
 from render.quality import (
@@ -157,18 +157,15 @@ def test_composition_kept_finds_the_first_octave_in_a_refined_picture_not_in_a_w
 
 
 @pytest.mark.slow
-def test_judge_prints_every_measure_of_a_render(tmp_path: Path):
+def test_judge_prints_every_measure_of_a_render(tmp_path: Path, monkeypatch, capsys):
     wallpaper, first = tmp_path / "wallpaper.png", tmp_path / "first.png"
     TF.to_pil_image(face(112).repeat(1, 1, 4, 4)[0]).save(wallpaper)
     TF.to_pil_image(face(224)[0]).save(first)
-    script = Path(__file__).resolve().parents[1] / "scripts" / "judge.py"
-    out = subprocess.run(
-        [sys.executable, script, wallpaper, "--class-index", "1", "--reference", first],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
+    script = load_script("judge")
+    argv = ["judge.py", str(wallpaper), "--class-index", "1", "--reference", str(first)]
+    monkeypatch.setattr(sys, "argv", argv)
+    script.main()
+    out = capsys.readouterr().out
     assert "(448x448, class 1 goldfish" in out
     assert "recognised: whole of 448: 0%, 2x2 of 224: 0%" in out
     assert "class kept with the blocks shuffled: 2x2: 1.00 (the whole image is not" in out

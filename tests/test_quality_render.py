@@ -5,20 +5,16 @@ Slow: each test renders for real on the CPU (smaller canvases than the figures o
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
-from conftest import tiledream
+from conftest import load_script, tiledream
 
 from render.models import efficientnet_lite0
 from render.quality import fine_detail, load_picture, recognition_by_level
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 GOLDFISH = ["objective=class_logit", "objective.class_index=1", "trainer.accelerator=cpu"]
 
 
@@ -42,15 +38,6 @@ def test_the_default_pyramid_is_composed_and_as_sharp_as_a_single_scale_render(t
     assert fine_detail(pyramid) >= fine_detail(single)
 
 
-def import_script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def synthetic_photo(path: Path, size: int = 256) -> None:
     """A photo-like picture: a sky gradient, a disc and a few rectangles, softly blurred."""
     y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
@@ -65,7 +52,7 @@ def synthetic_photo(path: Path, size: int = 256) -> None:
 
 @pytest.mark.slow
 def test_the_tiled_deep_dream_dreams_as_strongly_as_the_classic_loop(tmp_path):
-    dream = import_script("dream_compare")
+    dream = load_script("dream_compare")
     photo_path = tmp_path / "photo.png"
     synthetic_photo(photo_path)
     layer, size = "blocks.3.2", (256, 256)

@@ -1,7 +1,7 @@
 """Sweeps through Hydra's submitit launcher: local processes here, SLURM on a cluster."""
 
 import pytest
-from conftest import run_render, tiledream
+from conftest import tiledream
 from test_render_cli import TINY
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the cluster extra")
@@ -9,7 +9,7 @@ pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the cluster
 
 @pytest.mark.slow
 def test_a_two_job_sweep_through_submitit_local_leaves_two_pictures(tmp_path):
-    run_render(
+    tiledream(
         "-m",
         "hydra/launcher=submitit_local",
         *TINY,
