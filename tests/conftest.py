@@ -60,6 +60,9 @@ TINY = [
     "trainer.accelerator=cpu",
 ]
 
+#: A render on two gloo processes (Lightning starts the second with the command line).
+DDP = ["trainer.devices=2", "trainer.strategy=ddp"]
+
 #: A dreamed video (``init=video``, ``init.path`` to add) on a small canvas: tiles of 64.
 VIDEO = [
     "experiment=deepdream_photo",
@@ -179,7 +182,7 @@ def whole_run(request: pytest.FixtureRequest) -> Callable[[list[str]], Path]:
 
     def whole(config: list[str]) -> Path:
         name = "whole-" + hashlib.sha256(" ".join(config).encode()).hexdigest()[:16]
-        run = run_render if "trainer.devices=2" in config else tiledream
+        run = run_render if set(DDP) <= set(config) else tiledream
         return made_once(request, name, lambda run_dir: run(*config, f"hydra.run.dir={run_dir}"))
 
     return whole

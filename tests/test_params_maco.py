@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import (
+    DDP,
     TINY,
     assert_a_picture,
     kill_two_ranks_in_octave2,
@@ -225,7 +226,6 @@ SPATIAL = [
     "trainer.accelerator=cpu",
     "checkpoint.every_n_steps=4",
 ]
-DDP = ["trainer.devices=2", "trainer.strategy=ddp"]
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import RENDER, ROOT, kill_two_ranks_in_octave2, run_render, tiledream
+from conftest import DDP, RENDER, ROOT, kill_two_ranks_in_octave2, run_render, tiledream
 from PIL import Image
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -98,9 +98,8 @@ def pictures_of(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 def test_two_processes_render_as_one_and_a_killed_pair_resumes_to_the_same_picture(
     tmp_path, whole_run
 ):
-    ddp = ["trainer.devices=2", "trainer.strategy=ddp"]
     tiledream(*RESUMABLE, f"hydra.run.dir={tmp_path / 'one'}")
-    whole = whole_run([*RESUMABLE, *ddp])  # starts rank 1 (test_robustness reads it too)
+    whole = whole_run([*RESUMABLE, *DDP])  # starts rank 1 (test_robustness reads it too)
     (one, alpha_one), (two, alpha_two) = pictures_of(tmp_path / "one"), pictures_of(whole)
     assert psnr(one, two) > 40, f"PSNR {psnr(one, two):.1f} dB"
     assert psnr(alpha_one, alpha_two) > 30, f"alpha PSNR {psnr(alpha_one, alpha_two):.1f} dB"
@@ -109,7 +108,7 @@ def test_two_processes_render_as_one_and_a_killed_pair_resumes_to_the_same_pictu
     assert one.std() > 8  # the starting noise: below 1
 
     run_dir = tmp_path / "killed"
-    kill_two_ranks_in_octave2(run_dir, *RESUMABLE, *ddp)
+    kill_two_ranks_in_octave2(run_dir, *RESUMABLE, *DDP)
     # Each rank saved its own tiles: rank 1's file beside Lightning's (rank 0's).
     saved = sorted(p.name for p in (run_dir / "checkpoints" / "octave2").iterdir())
     assert "step=4.ckpt" in saved and "step=4.ckpt.rank1-of-2" in saved, saved
@@ -119,6 +118,6 @@ def test_two_processes_render_as_one_and_a_killed_pair_resumes_to_the_same_pictu
     assert refused.returncode == 2 and len(errors) == 1, refused.stderr[-2000:]
     assert "trainer.devices is 2 there, 1 here" in errors[0]
 
-    run_render(*RESUMABLE, *ddp, "resume=true", f"hydra.run.dir={run_dir}")
+    run_render(*RESUMABLE, *DDP, "resume=true", f"hydra.run.dir={run_dir}")
     for name in ("render.png", "render_alpha.png"):
         assert (run_dir / name).read_bytes() == (whole / name).read_bytes(), name

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import a_recipe, made_once, run_render, tiledream
+from conftest import DDP, a_recipe, made_once, run_render, tiledream
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
@@ -102,8 +102,7 @@ def test_a_replay_on_two_ranks_renders_the_recipe_on_both(rendered, tmp_path):
     # Lightning starts rank 1 with the command line: it must replay too, not render the
     # default config (a 448x448 canvas).
     again = tmp_path / "again"
-    ddp = ["trainer.devices=2", "trainer.strategy=ddp"]
-    run_render("replay", str(rendered / "render.png"), *ddp, f"hydra.run.dir={again}")
+    run_render("replay", str(rendered / "render.png"), *DDP, f"hydra.run.dir={again}")
     assert "canvas 64x64, 1 tiles" in (again / "train_ddp_process_1.log").read_text()
     with Image.open(again / "render.png") as replayed, Image.open(rendered / "render.png") as first:
         assert replayed.tobytes() == first.tobytes()

@@ -15,7 +15,7 @@ import psutil
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
-from conftest import RENDER, ROOT, TINY, run_render, start_render, tiledream
+from conftest import DDP, RENDER, ROOT, TINY, run_render, start_render, tiledream
 from PIL import Image
 from test_ranks import RESUMABLE as RANKS_RESUMABLE
 
@@ -197,7 +197,7 @@ def test_sigterm_to_one_rank_stops_every_rank_at_one_step(tmp_path, whole_render
     # step later): the ranks agree at the next step, save together and resume to the picture
     # of an uninterrupted two-process render (test_ranks' render of the same config).
     run_dir = tmp_path / "stopped"
-    config = [*RANKS_RESUMABLE, "trainer.devices=2", "trainer.strategy=ddp"]
+    config = [*RANKS_RESUMABLE, *DDP]
     status, stderr, _ = signal_in_octave_2(config, run_dir, rank_1=True)
     command = check_stopped(run_dir, status, stderr)
     assert "received SIGTERM" in (run_dir / "train_ddp_process_1.log").read_text()
@@ -299,8 +299,7 @@ def test_ddp_on_two_cpu_processes_renders_as_well_as_one(tmp_path):
     run_render(
         *config,
         "trainer.max_steps=18",
-        "trainer.devices=2",
-        "trainer.strategy=ddp",
+        *DDP,
         f"hydra.run.dir={tmp_path / 'ddp'}",
     )
     tiledream(*config, "trainer.max_steps=0", f"hydra.run.dir={tmp_path / 'start'}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
-from conftest import ROOT, coordinate_canvas, run_render, tiledream
+from conftest import DDP, ROOT, coordinate_canvas, run_render, tiledream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -402,7 +402,7 @@ def _halves(png: Path) -> torch.Tensor:
 @pytest.mark.slow
 @pytest.mark.parametrize("ranks", [1, 2], ids=["one process", "ddp"])
 def test_each_cell_of_a_render_grows_its_own_channel(tmp_path: Path, ranks: int) -> None:
-    ddp = ["trainer.devices=2", "trainer.strategy=ddp"] if ranks == 2 else []
+    ddp = DDP if ranks == 2 else []
     run = run_render if ddp else tiledream  # more ranks need a process of their own
     run(*TWO_CHANNELS, "trainer.max_steps=12", *ddp, f"hydra.run.dir={tmp_path}")
     (c3_left, c3_right), (c4_left, c4_right) = _halves(tmp_path / "render.png").tolist()
