@@ -65,14 +65,20 @@ class RenderSettings:
     update_decay: float = rule(Number(above=0, at_most=1, note="1: the same in every octave"), 1.0)
     """Share of the previous octave's updates per tile that each later octave runs."""
     # Below 1, the coarse octaves set the composition and the fine ones add detail to it.
+    finest_updates: float | None = rule(POSITIVE, None)
+    """The finest octave of a pyramid runs this many times the updates per tile that
+    ``update_decay`` gives it (its updates make the full-size detail); null: 1.2 on a canvas
+    more than 8 times octave 1's size (5 octaves or more), 1 otherwise (render/plan.py)."""
     context: bool = True
     """Each octave after the first of a pyramid from noise also scores every tile in its
     context view (render/context.py)."""
     # The context view is the tile's neighbourhood at the first octave's scale, which keeps that
     # octave's composition.
-    context_scales: list[float] = rule(Number(at_least=0, at_most=1), default_factory=lambda: [0.0])
+    context_scales: list[float] | None = rule(Number(at_least=0, at_most=1), None)
     """Scales of the context views, on a log scale from the first octave's (0) to the octave's
-    own (1); with several, a tile's updates take them in turn."""
+    own (1); with several, a tile's updates take them in turn. null: ``[0.0]``, and
+    ``[0.0, 0.33, 1.0]`` on a canvas more than 8 times octave 1's size, a pyramid of 5 octaves
+    or more (render/context.py)."""
     # Each update still scores two images. [0, 0.33]: every other view shows the neighbourhood
     # at about a quarter of the canvas, a scale neither octave 1's view nor the tile covers.
     octaves: int | None = rule(COUNT, None)

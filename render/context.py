@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from render.plan import is_deep
+
 
 def shrink(images: Tensor, size: Sequence[int]) -> Tensor:
     return F.interpolate(
@@ -74,6 +76,19 @@ class ContextView:
             views.append(view)
         spans = (tile / self.scale).expand(len(tiles), 2)
         return torch.stack(views), corner / self.scale, spans
+
+
+#: ``render.context_scales`` when null: octave 1's view alone, and on a deep pyramid
+#: (render/plan.py) a middle scale too. A deep pyramid's quarter-canvas windows lie far from
+#: both octave 1's view and the tile: without it some quarters of a 2048 poster are a field of
+#: small copies (docs/guide/posters.md).
+SHALLOW_SCALES = (0.0,)
+DEEP_SCALES = (0.0, 0.33, 1.0)
+
+
+def default_scales(first: tuple[int, int], final: tuple[int, int]) -> tuple[float, ...]:
+    """The context scales of a pyramid from ``first`` to ``final`` when none are given."""
+    return DEEP_SCALES if is_deep(first, final) else SHALLOW_SCALES
 
 
 def between(first: tuple[int, int], own: tuple[int, int], scale: float) -> tuple[int, int]:

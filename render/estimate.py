@@ -177,7 +177,7 @@ def measure(
     # A real blend (TileRenderer.blend: decode, blend, encode, context view) of 2x2 tiles.
     size = (min(2 * tile[0], base[0]), min(2 * tile[1], base[1]))
     tiling = make_tiling(cfg.tiling, size)
-    context = context_sizes(cfg, tile, size) if cfg.render.context and size != tile else None
+    context = context_sizes(cfg, tile, size, base) if cfg.render.context and size != tile else None
     module = make_renderer(
         cfg, model, objective, tiling, param, seed=0, init_canvas=None, context=context
     ).to(device)

@@ -32,7 +32,7 @@ from render.checkpoints import (
 )
 from render.config import VideoInit as VideoInitConfig
 from render.config import build, check_values
-from render.context import between
+from render.context import between, default_scales
 from render.errors import UserError
 from render.models import FeatureModel
 from render.objectives import Objective
@@ -43,6 +43,7 @@ from render.plan import (
     Octave,
     octave_schedule,
     octave_sizes,
+    octave_updates,
     steps_for,
     updates_per_tile,
     views_per_tile,
@@ -244,12 +245,14 @@ def make_renderer(
 
 
 def context_sizes(
-    cfg: DictConfig, first: tuple[int, int], own: tuple[int, int]
+    cfg: DictConfig, first: tuple[int, int], own: tuple[int, int], final: tuple[int, int]
 ) -> list[tuple[int, int]]:
-    """The thumbnail sizes of an octave of canvas size ``own``'s context views, one per
-    ``render.context_scales`` (0: ``first``, the first octave's size; 1: ``own``).
+    """The thumbnail sizes of an octave of canvas size ``own``'s context views in a pyramid
+    from ``first`` (the first octave's size) to ``final``, one per ``render.context_scales``
+    (0: ``first``; 1: ``own``).
     """
-    scales = list(cfg.render.context_scales)
+    given = cfg.render.context_scales
+    scales = list(default_scales(first, final) if given is None else given)
     if not scales:
         raise UserError("render.context_scales must list at least one scale, got []")
     return [between(first, own, scale) for scale in scales]
@@ -378,10 +381,11 @@ def make_plan(cfg: DictConfig, base: tuple[int, int], from_image: bool) -> list[
     given = cfg.trainer.get("max_steps")
     world = world_size(cfg.trainer)
     plan = []
-    for index, size in enumerate(octave_sizes(base, list(tile), octaves, scale)):
+    sizes = octave_sizes(base, list(tile), octaves, scale)
+    for index, size in enumerate(sizes):
         tiles = make_tiling(cfg.tiling, size).num_tiles()
         if given is None:
-            budget = settings.updates_per_tile * settings.update_decay**index
+            budget = octave_updates(settings, sizes, index)
             steps = steps_for(tiles, settings.tiles_per_step, budget, world)
         else:
             steps = int(given)
@@ -673,7 +677,9 @@ def fit_octaves(
             seed=seed + octave.index,
             init_canvas=init_canvas,
             context=(
-                context_sizes(cfg, context_from or plan[0].size, size) if octave.views > 1 else None
+                context_sizes(cfg, context_from or plan[0].size, size, plan[-1].size)
+                if octave.views > 1
+                else None
             ),
             shard=shard,
             init_top=init_top,

@@ -110,6 +110,18 @@ def test_update_decay_gives_each_finer_octave_a_share_of_the_updates_before_it()
     assert same == make_plan(compose_render(), (1024, 1024), from_image=False)
 
 
+def test_the_finest_octave_of_a_pyramid_runs_finest_updates_times_its_share():
+    overrides = ("render.finest_updates=2", "render.update_decay=0.5")
+    plan = make_plan(compose_render(*overrides), (1024, 1024), from_image=False)
+    assert [o.updates_per_tile for o in plan] == [50, 25, 12.5, 12.5]
+    alone = make_plan(compose_render(*overrides, "render.octaves=1"), (1024, 1024), False)
+    assert [o.updates_per_tile for o in alone] == [50], "one octave is no pyramid's finest"
+    deep = make_plan(compose_render(), (2048, 2048), from_image=False)
+    assert [o.updates_per_tile for o in deep] == [50, 50, 50, 50, 60], "null: 1.2 when deep"
+    shallow = make_plan(compose_render(), (1792, 1792), from_image=False)
+    assert [o.updates_per_tile for o in shallow] == [50, 50, 50, 50], "null: 1 up to 8x"
+
+
 def test_every_octave_after_the_first_scores_context_views_unless_turned_off():
     plan = make_plan(compose_render(), (1024, 1024), from_image=False)
     assert [o.views for o in plan] == [1, 2, 2, 2]
@@ -122,11 +134,18 @@ def test_every_octave_after_the_first_scores_context_views_unless_turned_off():
 
 def test_context_scales_give_each_octave_its_thumbnail_sizes_in_turn_order():
     first, own = (224, 224), (2048, 2048)
-    assert context_sizes(compose_render(), first, own) == [first], "octave 1's size alone"
+    shallow, deep = (1792, 1792), (2048, 2048)  # 4 and 5 octaves from 224
+    assert context_sizes(compose_render(), first, own, shallow) == [first], "octave 1's alone"
+    middle = [first, (465, 465), own]
+    assert context_sizes(compose_render(), first, own, deep) == middle, "and a middle scale"
+    small = (390, 390)  # octave 2 of that pyramid: the scales are the whole pyramid's
+    assert context_sizes(compose_render(), first, small, deep) == [first, (269, 269), small]
+    given = compose_render("render.context_scales=[0.0]")
+    assert context_sizes(given, first, own, deep) == [first], "given scales win at any depth"
     mixed = compose_render("render.context_scales=[0.0,0.5,1.0]")
-    assert context_sizes(mixed, first, own) == [first, (677, 677), own]
+    assert context_sizes(mixed, first, own, shallow) == [first, (677, 677), own]
     with pytest.raises(UserError, match=r"render.context_scales must list at least one"):
-        context_sizes(compose_render("render.context_scales=[]"), first, own)
+        context_sizes(compose_render("render.context_scales=[]"), first, own, shallow)
 
 
 def test_trainer_max_steps_sets_every_octave_and_octaves_can_be_forced():

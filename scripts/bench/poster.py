@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from render.plan import octave_schedule, octave_sizes, views_per_tile
+from render.plan import octave_schedule, octave_sizes, octave_updates, views_per_tile
 from render.quality import recognition_by_level
 from render.run import make_tiling
 
@@ -68,13 +68,15 @@ def poster_octaves(cfg: DictConfig) -> list[tuple[int, int, int]]:
 
 def estimate_s(cfg: DictConfig, rate: PassRate) -> float:
     """Seconds of a whole render of ``cfg``: start, steps and blends of every octave, outputs."""
-    updates, decay = cfg.render.updates_per_tile, cfg.render.update_decay
-    blends_per_update = 1 / cfg.render.blend_every if cfg.render.blend_every else 0.0
+    settings = cfg.render
+    blends_per_update = 1 / settings.blend_every if settings.blend_every else 0.0
     total = STARTUP_S
-    for index, (side, tiles, views) in enumerate(poster_octaves(cfg)):
-        octave_updates = updates * decay**index
-        total += MARGIN * octave_updates * tiles * views * rate.seconds_per_tile
-        total += octave_updates * blends_per_update * rate.blend_s_per_mpixel * side**2 / 1e6
+    octaves = poster_octaves(cfg)
+    sizes = [(side, side) for side, _, _ in octaves]
+    for index, (side, tiles, views) in enumerate(octaves):
+        updates = octave_updates(settings, sizes, index)
+        total += MARGIN * updates * tiles * views * rate.seconds_per_tile
+        total += updates * blends_per_update * rate.blend_s_per_mpixel * side**2 / 1e6
     side = int(cfg.tiling.base_size[0])
     return total + WRITE_S_PER_MPIXEL * side**2 / 1e6
 
