@@ -39,6 +39,9 @@ class ContextView:
         self.tile = tile
         height, width = (min(max(t, s), c) for t, s, c in zip(tile, thumbnail, canvas, strict=True))
         self.size = (height, width)
+        # At the canvas's own size a tile's view is the tile itself: no thumbnail is kept (it
+        # would be a copy of the whole canvas on every rank and device).
+        self.own = self.size == tuple(canvas)
         # Thumbnail pixels per canvas pixel, along y and x.
         self.scale = torch.tensor(
             [s / c for s, c in zip(self.size, canvas, strict=True)], dtype=torch.float64
@@ -50,17 +53,20 @@ class ContextView:
         or at the start), or from a thumbnail of it already at this size (shrinking to the same
         size changes nothing).
         """
-        self.thumbnail = shrink(canvas, self.size).clamp_(0, 1).to(device)
+        if not self.own:
+            self.thumbnail = shrink(canvas, self.size).clamp_(0, 1).to(device)
 
     def views(self, tiles: Tensor, starts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(views, corners, spans)`` of ``tiles`` [n, 3, h, w] whose top-left pixels are
         ``starts`` [n, 2] (y, x): the views [n, 3, h, w] and, in canvas pixels, the top-left
         corner and the (height, width) each view covers, [n, 2] each.
         """
+        tile, size = torch.tensor(self.tile), torch.tensor(self.size)
+        if self.own:
+            return tiles, starts.double(), tile.double().expand(len(tiles), 2)
         if self.thumbnail is None:
             raise RuntimeError("ContextView.views before refresh")
         thumb = self.thumbnail.to(tiles.dtype)
-        tile, size = torch.tensor(self.tile), torch.tensor(self.size)
         small = shrink(tiles, (tile * self.scale).round().long().clamp(min=1).tolist())
         pasted = torch.tensor(small.shape[-2:])
         at = (starts * self.scale).round().long().clamp(min=0)
@@ -104,26 +110,31 @@ class ContextViews:
         self, canvas: tuple[int, int], thumbnails: Sequence[tuple[int, int]], tile: tuple[int, int]
     ) -> None:
         self.each = [ContextView(canvas, size, tile) for size in thumbnails]
+        # The views that keep a thumbnail (not those at the canvas's own size).
+        self.kept = [view for view in self.each if not view.own]
 
     @property
     def sizes(self) -> list[tuple[int, int]]:
-        """The thumbnails' sizes, in turn order."""
-        return [view.size for view in self.each]
+        """The sizes of the thumbnails kept, in turn order."""
+        return [view.size for view in self.kept]
 
     @property
     def thumbnails(self) -> list[Tensor] | None:
-        """The thumbnails, or None before the first refresh."""
-        shown = [view.thumbnail for view in self.each]
-        return None if any(t is None for t in shown) else shown  # type: ignore[return-value]
+        """The thumbnails kept, or None before the first refresh."""
+        kept = [view.thumbnail for view in self.kept]
+        return None if any(t is None for t in kept) else kept  # type: ignore[return-value]
 
     @thumbnails.setter
     def thumbnails(self, thumbnails: Sequence[Tensor]) -> None:
-        for view, thumbnail in zip(self.each, thumbnails, strict=True):
+        if len(thumbnails) == len(self.each) != len(self.kept):
+            # A checkpoint from before own-size views kept no thumbnail holds one per view.
+            thumbnails = [t for view, t in zip(self.each, thumbnails, strict=True) if not view.own]
+        for view, thumbnail in zip(self.kept, thumbnails, strict=True):
             view.thumbnail = thumbnail
 
     def refresh(self, canvases: Sequence[Tensor], device: torch.device) -> None:
         """Take each thumbnail from the canvas already shrunk to its size (``sizes``' order)."""
-        for view, canvas in zip(self.each, canvases, strict=True):
+        for view, canvas in zip(self.kept, canvases, strict=True):
             view.refresh(canvas, device)
 
     def views(

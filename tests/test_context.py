@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import coordinate_canvas
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -118,3 +119,22 @@ def test_each_tile_takes_the_thumbnail_its_update_count_turns_to() -> None:
         torch.testing.assert_close(seen[k], single[0][0])
         torch.testing.assert_close(corners[k], single[1][0].double())
         torch.testing.assert_close(spans[k], single[2][0].double())
+
+
+def test_a_view_at_the_canvass_own_size_is_the_tile_and_keeps_no_thumbnail() -> None:
+    canvas, tile = (64, 48), (16, 16)
+    views = ContextViews(canvas, [(32, 24), canvas], tile)
+    assert views.sizes == [(32, 24)], "only the smaller view keeps a thumbnail"
+    views.refresh([torch.rand(1, 3, 32, 24)], torch.device("cpu"))
+    assert views.each[1].thumbnail is None
+    tiles = torch.rand(2, 3, *tile)
+    starts = torch.tensor([[0, 0], [48, 32]])
+    seen, corners, spans = views.views(tiles, starts, torch.tensor([1, 3]))
+    # Bit for bit what a thumbnail of the whole canvas gave: the tile pasted over all its view.
+    pasted = F.interpolate(tiles, size=list(tile), mode="bilinear", antialias=True)
+    assert torch.equal(seen, pasted) and torch.equal(seen, tiles)
+    assert corners.tolist() == [[0.0, 0.0], [48.0, 32.0]]
+    assert spans.tolist() == [[16.0, 16.0], [16.0, 16.0]]
+    # A checkpoint from before holds a thumbnail per view, the canvas's own size too.
+    views.thumbnails = [torch.zeros(1, 3, 32, 24), torch.zeros(1, 3, *canvas)]
+    assert views.thumbnails is not None and len(views.thumbnails) == 1

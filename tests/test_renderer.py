@@ -104,7 +104,7 @@ def test_a_tiles_updates_take_the_context_scales_in_turn(model):
     renderer = make_renderer(
         model, channel("blocks.2.0", 3), base=128, context=[(64, 64), (128, 128)]
     )
-    assert renderer.context.sizes == [(64, 64), (128, 128)]
+    assert renderer.context.sizes == [(64, 64)], "the whole canvas's view keeps no thumbnail"
     seen = []
 
     def record(module, args, out):
