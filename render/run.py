@@ -244,18 +244,23 @@ def make_renderer(
     )
 
 
-def context_sizes(
-    cfg: DictConfig, first: tuple[int, int], own: tuple[int, int], final: tuple[int, int]
-) -> list[tuple[int, int]]:
-    """The thumbnail sizes of an octave of canvas size ``own``'s context views in a pyramid
-    from ``first`` (the first octave's size) to ``final``, one per ``render.context_scales``
-    (0: ``first``; 1: ``own``).
-    """
+def context_scales(cfg: DictConfig, first: tuple[int, int], final: tuple[int, int]) -> list[float]:
+    """``render.context_scales`` of a pyramid from ``first`` (the first octave's size) to
+    ``final``, the default's when null."""
     given = cfg.render.context_scales
     scales = list(default_scales(first, final) if given is None else given)
     if not scales:
         raise UserError("render.context_scales must list at least one scale, got []")
-    return [between(first, own, scale) for scale in scales]
+    return scales
+
+
+def context_sizes(
+    cfg: DictConfig, first: tuple[int, int], own: tuple[int, int], final: tuple[int, int]
+) -> list[tuple[int, int]]:
+    """The thumbnail sizes of an octave of canvas size ``own``'s context views in a pyramid
+    from ``first`` to ``final``, one per :func:`context_scales` (0: ``first``; 1: ``own``).
+    """
+    return [between(first, own, scale) for scale in context_scales(cfg, first, final)]
 
 
 def state_dtype(name: str) -> torch.dtype:
@@ -395,8 +400,14 @@ def make_plan(cfg: DictConfig, base: tuple[int, int], from_image: bool) -> list[
     return plan
 
 
-def log_plan(plan: Sequence[Octave], tile: Sequence[int], tiles_per_step: int) -> None:
-    """One line per octave: canvas, tiles, steps and updates per tile; then the totals."""
+def log_plan(cfg: DictConfig, plan: Sequence[Octave], context_from: tuple[int, int]) -> None:
+    """One line per octave of ``cfg``'s ``plan``: canvas, tiles, steps, updates per tile and
+    the context views' scales (of a pyramid from ``context_from``); then the totals."""
+    tile, tiles_per_step = list(cfg.tiling.tile_size), int(cfg.render.tiles_per_step)
+    views = ""
+    if any(o.views > 1 for o in plan):
+        scales = context_scales(cfg, context_from, plan[-1].size)
+        views = f", each tile also scored in its context view, render.context_scales={scales}"
     for o in plan:
         log.info(
             "octave %d/%d: canvas %dx%d, %d tiles of %dx%d, %d steps of up to %d tiles "
@@ -409,7 +420,7 @@ def log_plan(plan: Sequence[Octave], tile: Sequence[int], tiles_per_step: int) -
             o.steps,
             tiles_per_step,
             o.updates_per_tile,
-            ", each tile also scored in its context view" if o.views > 1 else "",
+            views if o.views > 1 else "",
         )
     updates = sum(o.steps * min(tiles_per_step, o.tiles) for o in plan)
     log.info(
@@ -516,7 +527,7 @@ def _render(
         log.info("video: done in %.1f s", time.perf_counter() - started)
         return written
     plan = make_plan(cfg, base, from_image)
-    log_plan(plan, tile, settings.tiles_per_step)
+    log_plan(cfg, plan, plan[0].size)
     gif = ProgressGif(settings.gif_max_size)
     ckpt_root = run_dir / "checkpoints"
     # Recorded in every checkpoint, with tiles_per_step as measured: what a resume compares.

@@ -228,11 +228,10 @@ def render_frames(
             tmp.write_text(yaml.safe_dump(recorded, sort_keys=True))
     starts = frame_starts(cfg, init)
     configs = frame_configs(cfg)
-    tile = list(cfg.tiling.tile_size)
     plans = frame_plans(configs, size, init.size() is not None)
     context_from = plans[0][0].size
     if first == segment.first:
-        log_plan(plans[0], tile, cfg.render.tiles_per_step)
+        log_plan(cfg, plans[0], context_from)
     log.info(
         "video: %d frames of %dx%d; each after the first %d steps (%.0f updates per tile)",
         frames,
