@@ -13,10 +13,10 @@ unexport PYTHONDONTWRITEBYTECODE
 .PHONY: install browser docs test test-fast ruff lint render example bench gpu-wheels gpu-check clean
 
 # uv installs the 6 GB of packages (torch's CUDA libraries the most of it) in 13 s with its cache
-# warm and 26 to 45 s cold, where pip takes 60 s on the 2-core machine, and like pip --no-compile it leaves byte-compiling to
-# the modules a program imports. uv reads no pip configuration: pip's find-links and constraint,
-# where set (a machine's own wheels of torch, a cap on its version), are passed on, so both
-# install the same packages.
+# warm and 26 to 45 s cold, where pip takes 60 s on the 2-core machine, and like
+# pip --no-compile it leaves byte-compiling to the modules a program imports. uv reads no pip
+# configuration: pip's find-links and constraint, where set (a machine's own wheels of torch, a
+# cap on its version), are passed on, so both install the same packages.
 # (`pip config get` misses keys of a site-wide file that `pip config list` shows.)
 pip_config = $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n "s/^global\.$(1)='\(.*\)'$$/\1/p")
 $(STAMP): pyproject.toml
